@@ -1,0 +1,52 @@
+# The course's two commands are `make book` and `make test`; everything else is a helper.
+# Every target creates the virtual environment first when it is missing or out of date.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
+export MPLBACKEND := Agg
+
+.PHONY: help venv book test unit nbval notebooks-clean book-check strip lab clean bench
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course venv)" >/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install requirements.txt and collapse_lib
+
+book: $(STAMP)  ## build the HTML book into _build/html (notebooks executed, warnings are errors)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "Open _build/html/index.html in a browser."
+
+test: $(STAMP)  ## unit tests, notebooks through nbval, output check, and the book build
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+	$(MAKE) book
+
+unit: $(STAMP)  ## only the unit tests
+	$(BIN)/python -m pytest tests
+
+nbval: $(STAMP)  ## only run the chapter notebooks through nbval
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+
+strip: $(STAMP)  ## remove outputs and execution counts from the committed notebooks
+	$(BIN)/nbstripout --keep-metadata-keys "" $(NOTEBOOKS)
+
+lab: $(STAMP)  ## open the chapters in JupyterLab
+	$(BIN)/jupyter lab chapters/
+
+bench: $(STAMP)  ## run the performance benchmarks (prints side-by-side ratios)
+	$(BIN)/python benchmarks/bench_simulate.py --quick
+
+clean:  ## remove the built book (keeps .venv)
+	rm -rf _build
