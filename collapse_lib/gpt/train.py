@@ -1,0 +1,141 @@
+"""Training loop: AdamW, linear warm-up then cosine decay, periodic evaluation (nanoGPT style).
+
+Everything random (initialisation is done by the caller; batch positions here) is drawn from an
+explicit ``torch.Generator``, so a run is reproducible on CPU given its seed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import get_batch
+from .model import GPT
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation hyper-parameters (defaults follow nanoGPT's character-level Shakespeare)."""
+
+    max_iters: int = 1500
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 500
+    eval_windows: int = 256
+
+    def __post_init__(self) -> None:
+        if self.max_iters <= 0 or self.batch_size <= 0:
+            raise ValueError(f"max_iters and batch_size must be positive, got {self.max_iters}, {self.batch_size}")
+        if not 0 <= self.warmup_iters <= self.max_iters:
+            raise ValueError(f"warmup_iters must lie in [0, max_iters], got {self.warmup_iters}")
+        if not 0 < self.min_lr <= self.learning_rate:
+            raise ValueError(f"need 0 < min_lr <= learning_rate, got {self.min_lr}, {self.learning_rate}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lr_at(it: int, cfg: TrainConfig) -> float:
+    """Learning rate at iteration ``it``: linear warm-up over ``warmup_iters`` steps, then cosine
+    decay from ``learning_rate`` to ``min_lr`` at ``max_iters``."""
+    if it < cfg.warmup_iters:
+        return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)
+    span = max(1, cfg.max_iters - cfg.warmup_iters)
+    ratio = min(1.0, (it - cfg.warmup_iters) / span)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.learning_rate - cfg.min_lr)
+
+
+@torch.no_grad()
+def evaluate_loss(model: GPT, data: torch.Tensor, max_windows: int = 256, batch_size: int = 64) -> float:
+    """Mean next-token cross-entropy (nats) of ``model`` on ``data``, averaged over up to
+    ``max_windows`` evenly spaced windows of ``block_size`` tokens (deterministic: no RNG)."""
+    T = model.config.block_size
+    n_avail = len(data) - T - 1
+    if n_avail < 0:
+        raise ValueError(f"data has {len(data)} tokens, need at least block_size + 1 = {T + 1}")
+    n = min(max_windows, n_avail + 1)
+    starts = torch.linspace(0, n_avail, n).long().tolist()
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for i in range(0, n, batch_size):
+        idx = starts[i : i + batch_size]
+        x = torch.stack([data[s : s + T] for s in idx]).to(device)
+        y = torch.stack([data[s + 1 : s + T + 1] for s in idx]).to(device)
+        _, loss = model(x, y)
+        total += float(loss) * len(idx)
+        count += len(idx)
+    model.train(was_training)
+    return total / count
+
+
+def configure_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, LayerNorm gains, positions)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+
+
+def train(
+    model: GPT,
+    train_data: torch.Tensor,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    val_data: dict[str, torch.Tensor] | None = None,
+    progress: bool | None = None,
+    desc: str = "train",
+) -> dict:
+    """Train ``model`` in place on random windows of ``train_data``.
+
+    Returns a history dict with the iterations of each evaluation, the train loss (smoothed),
+    the validation losses for each entry of ``val_data``, wall time and tokens/s.
+    ``progress=None`` shows a tqdm bar only when stderr is a terminal.
+    """
+    if progress is None:
+        progress = sys.stderr.isatty()
+    device = next(model.parameters()).device
+    T = model.config.block_size
+    opt = configure_optimizer(model, cfg)
+    model.train()
+    hist: dict = {"iter": [], "train_loss": [], "val": {k: [] for k in (val_data or {})}}
+    ema = None
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.max_iters), desc=desc, disable=not progress, leave=False)
+    for it in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(it, cfg)
+        x, y = get_batch(train_data, cfg.batch_size, T, generator)
+        _, loss = model(x.to(device), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        lv = loss.item()
+        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
+        last = it == cfg.max_iters - 1
+        if (it + 1) % cfg.eval_interval == 0 or last:
+            hist["iter"].append(it + 1)
+            hist["train_loss"].append(ema)
+            for k, d in (val_data or {}).items():
+                hist["val"][k].append(evaluate_loss(model, d, cfg.eval_windows))
+            bar.set_postfix(loss=f"{ema:.3f}")
+    bar.close()
+    wall = time.perf_counter() - t0
+    hist["wall_s"] = wall
+    hist["tokens_per_s"] = cfg.max_iters * cfg.batch_size * T / wall
+    model.eval()
+    return hist

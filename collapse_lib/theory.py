@@ -1,0 +1,559 @@
+"""Closed forms and bounds of Seddik et al. (2024), re-derived, plus population-genetics results.
+
+Notation: p = p^(0) the true next-token distribution, S0 = sum_i p_i^2, support = s~ =
+|{i : p_i > 0}|, n synthetic samples per generation, N real samples (partially
+synthetic), S_m = E[sigma_m] = E[sum_i (p_i^(m))^2], rho_m = P(p^(m) is a Dirac mass),
+T = inf{m >= 1 : p^(m) is a Dirac mass}.
+
+Errata found while re-deriving (details in the docstrings):
+
+* Theorem 2, eq. (9): the S0 term must read ``1 + alpha + alpha beta^m / N`` (plus sign);
+  the printed ``- alpha beta^m / N`` is off. :func:`partially_synthetic_S` is the corrected
+  form, :func:`partially_synthetic_S_printed` the printed one. The error is visible when
+  n >> N and N is small (e.g. N = 2, n = 100, m = 2: the printed form is low by ~0.2 S0).
+  In the proof (appendix 8.3) the intermediate expression for nu_i^(m+1) has
+  ``alpha(2 - alpha)`` in its p_i coefficient where the recursion gives ``alpha(2 alpha - 1)``;
+  the final p_i coefficient of (9) is nevertheless right, the slip is in the p_i^2 term.
+* Eq. (11) is a valid but conservative sufficient condition: it drops the sqrt(n) factor
+  of Theorem 3 and compensates with a factor 2 in the exponent.
+  :func:`max_synthetic_samples` with ``form="exact"`` returns the largest n that
+  Theorem 3 allows in that regime.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+from scipy.special import gammaln, xlogy
+from scipy.stats import binom
+
+from .distributions import validate
+
+__all__ = [
+    "fully_synthetic_S",
+    "collapse_probability_bounds",
+    "collapse_time_bounds",
+    "fixation_probabilities",
+    "partially_synthetic_alpha_beta",
+    "partially_synthetic_S",
+    "partially_synthetic_S_printed",
+    "partially_synthetic_S_recursion",
+    "C0",
+    "C1",
+    "phi",
+    "pi_p",
+    "lemma1_G",
+    "lemma1_bound",
+    "deviation_bound",
+    "deviation_bound_thm4",
+    "zeta_thm4",
+    "max_synthetic_samples",
+    "accumulate_S",
+    "diffusion_collapse_time",
+    "exact_collapse_time",
+    "exact_collapse_probability",
+]
+
+C0 = math.e**3 / (2 * math.pi)  # ~ 3.197
+C1 = 6 * math.e / math.pi**1.5  # ~ 2.929
+
+
+# ----------------------------------------------------------------------------- checks
+def _pos_int(name: str, v) -> int:
+    if isinstance(v, bool) or int(v) != v or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _m_array(m, minimum: int = 0):
+    arr = np.asarray(m)
+    if np.any(arr != np.round(arr)) or np.any(arr < minimum):
+        raise ValueError(f"generation m must be an integer >= {minimum}, got {m!r}")
+    return arr.astype(np.int64)
+
+
+def _check_S0(S0: float, support: int | None = None) -> float:
+    if not (np.isfinite(S0) and 0 < S0 <= 1):
+        raise ValueError(f"S0 must be in (0, 1], got {S0}")
+    if support is not None and S0 < 1.0 / support - 1e-12:
+        raise ValueError(f"S0={S0} < 1/support={1.0 / support:.6g} is impossible")
+    return float(S0)
+
+
+# ----------------------------------------------------------------------------- Theorem 1
+def fully_synthetic_S(m, n: int, S0: float):
+    """Theorem 1, eq. (6): S_m = 1 - (1 - 1/n)^m (1 - S0) in the fully synthetic setting.
+
+    Derivation: given p^(m-1), n p_i^(m) ~ Binomial(n, p_i^(m-1)), so
+    E[(p_i^(m))^2 | p^(m-1)] = p_i^(m-1)/n + (1 - 1/n)(p_i^(m-1))^2. Summing over i,
+    S_m = 1/n + (1 - 1/n) S_{m-1} (eq. (14)), i.e. 1 - S_m = (1 - 1/n)(1 - S_{m-1}).
+    """
+    n = _pos_int("n", n)
+    S0 = _check_S0(S0)
+    m = _m_array(m)
+    return 1.0 - (1.0 - 1.0 / n) ** m * (1.0 - S0)
+
+
+def collapse_probability_bounds(m, n: int, S0: float, support: int):
+    """Theorem 1, eq. (7): bounds on rho_m = P(p^(m) is a Dirac mass), m >= 1.
+
+    Returns (lower, upper) with lower = max(0, 1 - n (1 - S0)(1 - 1/n)^m) and
+    upper = 1 - (1 - S0)(1 - 1/n)^m / (1 - 1/support).
+    Derivation: sigma_m >= 1/support always and ||p^(m)||_inf <= 1 - 1/n unless p^(m) is
+    a Dirac mass, so rho_m + (1 - rho_m)/support <= S_m <= E||p^(m)||_inf
+    <= rho_m + (1 - 1/n)(1 - rho_m); insert (6).
+    """
+    n = _pos_int("n", n)
+    support = _pos_int("support", support)
+    if support < 2:
+        raise ValueError("support must be >= 2 (a Dirac p^(0) has collapsed already)")
+    S0 = _check_S0(S0, support)
+    m = _m_array(m, minimum=1)
+    q = (1.0 - S0) * (1.0 - 1.0 / n) ** m
+    lower = np.maximum(0.0, 1.0 - n * q)
+    upper = 1.0 - q / (1.0 - 1.0 / support)
+    return lower, upper
+
+
+def collapse_time_bounds(n: int, S0: float, support: int) -> tuple[float, float]:
+    """Theorem 1, eq. (8): 1 + (1-S0)(n-1)/(1-1/support) <= E[T] <= 1 + (1-S0) n (n-1).
+
+    Derivation: E[T] = sum_{k>=0} P(T > k) = 1 + sum_{k>=1} (1 - rho_k); bound 1 - rho_k by
+    (7) and sum the geometric series sum_{k>=1} (1-1/n)^k = n - 1.
+    """
+    n = _pos_int("n", n)
+    support = _pos_int("support", support)
+    if support < 2:
+        raise ValueError("support must be >= 2")
+    S0 = _check_S0(S0, support)
+    lower = 1.0 + (1.0 - S0) * (n - 1) / (1.0 - 1.0 / support)
+    upper = 1.0 + (1.0 - S0) * n * (n - 1)
+    return lower, upper
+
+
+def fixation_probabilities(p) -> np.ndarray:
+    """Proposition 1: P(lim p^(m) = delta_i) = p_i (fully synthetic).
+
+    Derivation: p_i^(m) is a bounded martingale (E[p^(m) | p^(m-1)] = p^(m-1)), it converges
+    a.s. to a Dirac mass, so p_i = E[p_i^(infinity)] = P(the limit is delta_i).
+    """
+    return validate(p).copy()
+
+
+# ----------------------------------------------------------------------------- Theorem 2
+def partially_synthetic_alpha_beta(N: int, n: int) -> tuple[float, float]:
+    """alpha = n/(N+n) and beta = alpha[(1 + 1/N) alpha - 1/N] = alpha^2 (1 - 1/n) of Theorem 2."""
+    N, n = _pos_int("N", N), _pos_int("n", n)
+    alpha = n / (N + n)
+    beta = alpha * ((1 + 1 / N) * alpha - 1 / N)
+    return alpha, beta
+
+
+def partially_synthetic_S_recursion(m, N: int, n: int, S0: float):
+    """Exact S_m of the partially synthetic setting by iterating its linear recursion.
+
+    Derivation (per token i, c = p_i^(1), x = p_i^(m) from n samples of p^(m-1),
+    alpha = n/(N+n)): p_i^(m) = (1-alpha) c + alpha x for m >= 2, with
+    E[c^2] = nu1 = p_i/N + (1-1/N) p_i^2, E[x^2] = p_i/n + (1-1/n) nu^(m-1), and
+    E[c p_i^(m-1)] = nu1 for all m >= 2 (induction: it is (1-alpha) nu1 + alpha nu1).
+    Hence nu^(m) = (1 - alpha^2) nu1 + alpha^2 p_i/n + alpha^2 (1 - 1/n) nu^(m-1), and summing
+    over i: S_1 = 1/N + (1-1/N) S0, S_m = (1-alpha^2) S_1 + alpha^2/n + beta S_{m-1},
+    beta = alpha^2 (1 - 1/n) (equal to the paper's beta). S_0 = S0.
+    """
+    N, n = _pos_int("N", N), _pos_int("n", n)
+    S0 = _check_S0(S0)
+    m_arr = _m_array(m)
+    alpha = n / (N + n)
+    beta = alpha**2 * (1 - 1 / n)
+    S1 = 1 / N + (1 - 1 / N) * S0
+    const = (1 - alpha**2) * S1 + alpha**2 / n
+    M = int(m_arr.max()) if m_arr.size else 0
+    seq = np.empty(max(M, 1) + 1)
+    seq[0] = S0
+    seq[1] = S1
+    for k in range(2, M + 1):
+        seq[k] = const + beta * seq[k - 1]
+    out = seq[m_arr]
+    return out if np.ndim(m) else float(out)
+
+
+def _partial_closed(m, N, n, S0, sign: float):
+    N, n = _pos_int("N", N), _pos_int("n", n)
+    S0 = _check_S0(S0)
+    m_arr = _m_array(m, minimum=1)
+    alpha, beta = partially_synthetic_alpha_beta(N, n)
+    bm = beta ** (m_arr - 1)  # formula (9) is written for S_{m+1}: exponent = generation - 1
+    D = 1 + (1 + 1 / N) * alpha
+    first = (1 / N) * (1 + 2 * alpha - (1 - 1 / N) * alpha * bm) / D
+    second = (1 - 1 / N) * S0 * (1 + alpha + sign * alpha * bm / N) / D
+    out = first + second
+    return out if np.ndim(m) else float(out)
+
+
+def partially_synthetic_S(m, N: int, n: int, S0: float):
+    """Theorem 2, eq. (9), CORRECTED: S_m for generation m >= 1 (partially synthetic).
+
+    With alpha = n/(N+n), beta = alpha[(1+1/N) alpha - 1/N], D = 1 + (1+1/N) alpha and
+    k = m - 1 (the paper states (9) for S_{k+1}, k >= 1; it also holds at k = 0):
+
+        S_m = (1/N)[1 + 2 alpha - (1-1/N) alpha beta^k] / D
+              + (1-1/N) S0 [1 + alpha + alpha beta^k / N] / D.
+
+    Derivation: solve S_{k+1} = a + beta S_k (see :func:`partially_synthetic_S_recursion`),
+    S_{k+1} = a (1 - beta^k)/(1 - beta) + beta^k S_1 with 1 - beta = (1-alpha) D. The p_i^2
+    part gives (1-1/N)[(1+alpha)(1-beta^k) + D beta^k]/D and D - (1+alpha) = +alpha/N.
+    Erratum: the paper prints "- alpha beta^m / N" in the S0 term (see
+    :func:`partially_synthetic_S_printed`); the corrected form gives S_1 exactly at k = 0
+    and S_m -> S_1 as n/N -> infinity at fixed m, as it must.
+    """
+    return _partial_closed(m, N, n, S0, +1.0)
+
+
+def partially_synthetic_S_printed(m, N: int, n: int, S0: float):
+    """Theorem 2, eq. (9) AS PRINTED in the paper (with k = m - 1; stated for m >= 2).
+
+    Differs from the correct value :func:`partially_synthetic_S` by
+    -2 (1-1/N) S0 alpha beta^(m-1) / (N D); kept to show the erratum.
+    """
+    return _partial_closed(m, N, n, S0, -1.0)
+
+
+# ----------------------------------------------------------------------------- Lemma 1, Theorems 3-4
+def phi(x):
+    """phi(x) = log((1-x)/x) / (1-2x) on [0, 1/2] (Section 7), phi(1/2) = 2 by continuity.
+
+    Written as phi = 2 artanh(y)/y with y = 1 - 2x (stable near x = 1/2); phi(0) = inf.
+    """
+    x = np.asarray(x, dtype=float)
+    if np.any(~np.isfinite(x)) or np.any(x < 0) or np.any(x > 0.5):
+        raise ValueError("phi is defined on [0, 1/2]")
+    y = 1.0 - 2.0 * x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        val = np.where(np.abs(y) < 1e-6, 2.0 * (1.0 + y**2 / 3.0), 2.0 * np.arctanh(y) / np.where(y == 0, 1.0, y))
+    val = np.where(x == 0, np.inf, val)
+    return val if val.ndim else float(val)
+
+
+def _subset_sums(vals: np.ndarray) -> np.ndarray:
+    sums = np.zeros(1)
+    for v in vals:
+        sums = np.concatenate([sums, sums + v])
+    return sums
+
+
+def pi_p(p, denominator: int | None = None, max_support: int = 40) -> float:
+    """pi_p = max over subsets A of min(p(A), 1 - p(A)) (eq. (12)).
+
+    It is the largest achievable subset sum <= 1/2 (a sum above 1/2 is matched by its
+    complement). Exact methods:
+    * ``denominator=n`` when p = counts/n (e.g. an empirical distribution): dynamic
+      programming over the integer subset sums 0..n, any support size, O(support * n);
+    * otherwise meet-in-the-middle over the support (2 * 2^(support/2) sums), refused with
+      ValueError above ``max_support`` (default 40) non-zero entries.
+    """
+    p = validate(p)
+    vals = p[p > 0]
+    if denominator is not None:
+        n = _pos_int("denominator", denominator)
+        counts = np.rint(vals * n).astype(np.int64)
+        if np.any(np.abs(counts - vals * n) > 1e-6):
+            raise ValueError("p is not of the form counts/denominator")
+        reach = np.zeros(n + 1, dtype=bool)
+        reach[0] = True
+        for c in counts:
+            reach[c:] |= reach[: n + 1 - c].copy()
+        best = max(i for i in range(n // 2 + 1) if reach[i])
+        return best / n
+    if vals.size > max_support:
+        raise ValueError(
+            f"pi_p: support {vals.size} > max_support={max_support} (exact search is exponential); "
+            "pass denominator=n for an empirical distribution counts/n"
+        )
+    half = vals.size // 2
+    a = _subset_sums(vals[:half])
+    b = np.sort(_subset_sums(vals[half:]))
+    target = 0.5 + 1e-12
+    j = np.searchsorted(b, target - a, side="right") - 1
+    ok = j >= 0
+    best = float(np.max(a[ok] + b[j[ok]]))
+    return min(best, 0.5)
+
+
+def lemma1_G(n: int, s: int, form: str = "10") -> float:
+    """G_n(s) of Theorem 3, eq. (10) (default) or Lemma 1, eq. (13) (``form="13"``).
+
+    (10): C1 s e^{C0 n/(2e)} if C0 n/e + 2 <= s; C1 s (C0 n/s)^{s/2} if
+    C0 n/4 + 2 <= s < C0 n/e + 2; 2^s - 2 if s < C0 n/4 + 2.
+    (13) lists the same three expressions with closed intervals that overlap at the two
+    boundaries (and in a different order); ``form="13"`` takes the middle expression there.
+    The two statements can only differ exactly at s = C0 n/4 + 2 or s = C0 n/e + 2, which
+    never happens for integer n >= 1 and s because C0 = e^3/(2 pi) is irrational, so for
+    integer arguments (10) and (13) always agree (tested). G is not continuous at the
+    boundaries (e.g. the middle expression at s just below C0 n/e + 2 is not equal to
+    C1 s e^{C0 n/(2e)}).
+    Computed in log space; may return inf for huge s (2^s overflow).
+    """
+    n, s = _pos_int("n", n), _pos_int("s", s)
+    b_hi = C0 * n / math.e + 2
+    b_lo = C0 * n / 4 + 2
+    if form == "10":
+        if s >= b_hi:
+            case = "exp"
+        elif s >= b_lo:
+            case = "pow"
+        else:
+            case = "two"
+    elif form == "13":
+        if b_lo <= s <= b_hi:
+            case = "pow"
+        elif s >= b_hi:
+            case = "exp"
+        else:
+            case = "two"
+    else:
+        raise ValueError("form must be '10' or '13'")
+    if case == "exp":
+        logg = math.log(C1 * s) + C0 * n / (2 * math.e)
+    elif case == "pow":
+        logg = math.log(C1 * s) + 0.5 * s * math.log(C0 * n / s)
+    else:
+        return float(2.0**s - 2.0) if s < 1000 else math.inf
+    return math.exp(logg) if logg < 700 else math.inf
+
+
+def lemma1_bound(n: int, s: int, eps: float, pi: float) -> float:
+    """Lemma 1 (Mardia et al., 2020): P(||p_hat - p||_1 >= eps) <= exp(-n phi(pi_p) eps^2/4) G_n(s).
+
+    p_hat is the empirical distribution of n samples of p, pi = pi_p. Values >= 1 are vacuous.
+    """
+    n, s = _pos_int("n", n), _pos_int("s", s)
+    if not eps > 0:
+        raise ValueError("eps must be > 0")
+    return float(math.exp(-n * phi(pi) * eps**2 / 4) * lemma1_G(n, s))
+
+
+def deviation_bound(N: int, n: int, s: int) -> float:
+    """Theorem 3: E||p^(m) - p^(1)||_1 < (1/N) sqrt(pi n / 2) G_n(s) for m >= 2 (partially synthetic).
+
+    Derivation (appendix 8.3): p^(k+1) - p^(1) = alpha (p_hat^(k) - p^(1)), triangle
+    inequality and recursion give E||p^(k+1)-p^(1)|| <= sum_j alpha^(k+1-j) E||p_hat^(j)-p^(j)||;
+    integrating Lemma 1's tail gives E||p_hat - p|| <= G sqrt(pi/(n phi)), phi >= 2 and
+    sum_j alpha^j < alpha/(1-alpha) = n/N.
+    """
+    N = _pos_int("N", N)
+    return float(math.sqrt(math.pi * n / 2) * lemma1_G(n, s) / N)
+
+
+def zeta_thm4(N: int, n: int, lambda1_mean: float) -> float:
+    """zeta of Theorem 4: 1/2 - (1/2 - 2 E[lambda_1]) (N/(N+n))^2, lambda_1 = max_A p1(A) p1(A^c).
+
+    Note lambda_1 = pi_{p^(1)} (1 - pi_{p^(1)}).
+    """
+    N, n = _pos_int("N", N), _pos_int("n", n)
+    if not 0 <= lambda1_mean <= 0.25:
+        raise ValueError("E[lambda_1] must be in [0, 1/4]")
+    return 0.5 - (0.5 - 2 * lambda1_mean) * (N / (N + n)) ** 2
+
+
+def deviation_bound_thm4(N: int, n: int, s: int, zeta: float) -> float:
+    """Theorem 4, eq. (16): E||p^(k+1) - p^(1)||_1 < (1/N) sqrt(n pi / phi(zeta)) G_n(s)."""
+    N = _pos_int("N", N)
+    return float(math.sqrt(math.pi * n / phi(zeta)) * lemma1_G(n, s) / N)
+
+
+def max_synthetic_samples(N: int, s: int, eps: float, form: str = "paper") -> int:
+    """Largest n keeping the Theorem 3 bound on E||p^(m) - p^(1)||_1 below eps, regime C0 n/e + 2 <= s.
+
+    ``form="paper"``: eq. (11), n = floor(2 pi e^-2 min[s - 2, log(sqrt(2) pi N eps/(6 e s))]),
+    0 when the log is negative (no n >= 1 is certified).
+    ``form="exact"``: the largest n >= 0 with n <= e (s-2)/C0 and
+    (1/N) sqrt(pi n/2) C1 s e^{C0 n/(2e)} < eps. Re-derivation: with C0/(2e) = e^2/(4 pi) =: c,
+    the bound reads sqrt(n) e^{c n} < A := sqrt(2) pi N eps / (6 e s). Eq. (11) takes
+    n <= log(A)/(2c), which implies e^{cn} <= sqrt(A) and sqrt(n) <= sqrt(A), so it is
+    sufficient but conservative (the sqrt(n) factor is dropped, a factor 2 is paid instead).
+    """
+    N, s = _pos_int("N", N), _pos_int("s", s)
+    if not eps > 0:
+        raise ValueError("eps must be > 0")
+    if s < 3:
+        raise ValueError("need s >= 3 for the regime C0 n/e + 2 <= s to contain n >= 1")
+    A = math.sqrt(2) * math.pi * N * eps / (6 * math.e * s)
+    if form == "paper":
+        if A <= 1:
+            return 0
+        return int(math.floor(2 * math.pi * math.exp(-2) * min(s - 2, math.log(A))))
+    if form == "exact":
+        n_reg = int(math.floor(math.e * (s - 2) / C0 + 1e-12))
+        best = 0
+        for n in range(1, n_reg + 1):
+            if deviation_bound(N, n, s) < eps:
+                best = n
+            else:
+                break
+        return best
+    raise ValueError("form must be 'paper' or 'exact'")
+
+
+# ----------------------------------------------------------------------------- beyond the paper
+def accumulate_S(m, n: int, S0: float):
+    """S_m when data accumulate (Gerstgrasser et al., 2024): generation m trains on all m n samples.
+
+    Derivation (beyond the paper): p^(m) = ((m-1) p^(m-1) + x)/m with x the empirical
+    distribution of n samples of p^(m-1), so E[(p_i^(m))^2] =
+    [((m-1)^2 + 2(m-1) + 1 - 1/n) nu + p_i/n]/m^2 with nu = E[(p_i^(m-1))^2]. Summing,
+    1 - S_m = (1 - 1/(n m^2)) (1 - S_{m-1}), hence 1 - S_m = (1 - S0) prod_{j<=m} (1 - 1/(n j^2))
+    -> (1 - S0) sin(pi/sqrt(n)) / (pi/sqrt(n)) as m -> infinity: sigma stays bounded away
+    from 1, no collapse (m = inf is accepted).
+    """
+    n = _pos_int("n", n)
+    S0 = _check_S0(S0)
+    m_arr = np.asarray(m, dtype=float)
+    if np.any(m_arr < 0) or np.any((m_arr != np.round(m_arr)) & np.isfinite(m_arr)):
+        raise ValueError(f"generation m must be an integer >= 0 or inf, got {m!r}")
+    x = 1.0 / math.sqrt(n)
+    limit = math.sin(math.pi * x) / (math.pi * x) if n > 1 else 0.0
+    finite = np.where(np.isfinite(m_arr), m_arr, 0).astype(np.int64)
+    M = int(finite.max()) if finite.size else 0
+    prods = np.concatenate([[1.0], np.cumprod(1.0 - 1.0 / (n * np.arange(1, M + 1) ** 2.0))])
+    prod = np.where(np.isfinite(m_arr), prods[finite], limit)
+    out = 1.0 - (1.0 - S0) * prod
+    return out if np.ndim(m) else float(out)
+
+
+def _wf_h(x, n: int):
+    """Diffusion absorption time -2n sum_i (1-x_i) log(1-x_i) (rows of x)."""
+    return -2.0 * n * xlogy(1.0 - x, 1.0 - x).sum(axis=-1)
+
+
+def diffusion_collapse_time(p, n: int, first_draw: str = "formula"):
+    """Wright-Fisher diffusion approximation of E[T] (fully synthetic, beyond the paper).
+
+    The fully synthetic chain is the neutral haploid Wright-Fisher model with n copies:
+    frequencies move by variance x(1-x)/n per generation, generator (x(1-x)/(2n)) d^2/dx^2.
+    The expected time until one type remains solves that generator applied to t = -1 with
+    t = 0 on the vertices; for two types t(x) = -2n[x ln x + (1-x) ln(1-x)], and for many
+    types (Littler, 1975) E[T] ~ -2n sum_i (1-p_i) ln(1-p_i).
+
+    ``first_draw``: "formula" (default) evaluates it at p (p^(0) -> p^(1) is itself a
+    Wright-Fisher step, so the chain started at p^(0) is the whole story); "average" uses
+    1 + E[t(p^(1))] over the first multinomial draw, computed exactly from the binomial
+    marginals of the counts (the formula is a sum over tokens). Measured against
+    :func:`exact_collapse_time` (support 2-5, n = 5-40) both overestimate E[T] by about
+    1-2 generations (relative error ~ 1/n: +16 % at n = 5, +3 % at n = 40); "average" is
+    closer by at most 0.2 generations, so the simpler "formula" is the default. Rows of a
+    2-D p are
+    treated separately.
+    """
+    n = _pos_int("n", n)
+    p = validate(p, ndim=(1, 2))
+    if first_draw == "formula":
+        out = _wf_h(p, n)
+    elif first_draw == "average":
+        k = np.arange(n + 1)
+        pmf = binom.pmf(k[None, :], n, p.reshape(-1, 1))  # (tokens, n+1)
+        y = 1.0 - k / n
+        per_tok = -2.0 * n * (pmf * xlogy(y, y)[None, :]).sum(axis=1)
+        out = 1.0 + per_tok.reshape(p.shape).sum(axis=-1)
+    else:
+        raise ValueError("first_draw must be 'formula' or 'average'")
+    return out if np.ndim(out) else float(out)
+
+
+def _compositions(n: int, k: int) -> np.ndarray:
+    """All count vectors of length k summing to n (stars and bars), shape (C(n+k-1, k-1), k)."""
+    if k == 1:
+        return np.array([[n]], dtype=np.int64)
+    bars = np.array(list(combinations(range(n + k - 1), k - 1)), dtype=np.int64)
+    edges = np.concatenate([np.full((bars.shape[0], 1), -1), bars, np.full((bars.shape[0], 1), n + k - 1)], axis=1)
+    return np.diff(edges, axis=1) - 1
+
+
+@lru_cache(maxsize=16)
+def _lumped_chain(n: int, k: int, max_states: int):
+    """Wright-Fisher chain on compositions of n into k parts, lumped by sorting (exchangeability).
+
+    Returns (compositions, class index of each composition, lumped transition matrix M over
+    classes, index of the absorbed class (n, 0, ..., 0)). M[a, b] = P(class b | class a).
+    """
+    S = math.comb(n + k - 1, k - 1)
+    if S > max_states:
+        raise ValueError(
+            f"state space too big: {S} compositions of n={n} into {k} parts (> {max_states}); "
+            "use a smaller n or support, or the diffusion approximation"
+        )
+    Y = _compositions(n, k)
+    keys = -np.sort(-Y, axis=1)
+    classes, cls = np.unique(keys, axis=0, return_inverse=True)
+    cls = cls.ravel()
+    P = classes.shape[0]
+    logfact = gammaln(Y + 1.0).sum(axis=1)
+    M = np.zeros((P, P))
+    for a in range(P):
+        q = classes[a] / n
+        with np.errstate(divide="ignore"):
+            lq = np.log(q)
+        lp = xlogy(Y, np.broadcast_to(q, Y.shape)).sum(axis=1) if np.any(q == 0) else Y @ lq
+        logpmf = gammaln(n + 1.0) - logfact + lp
+        pmf = np.exp(logpmf)
+        # compositions that put mass on a zero-probability column have probability 0
+        if np.any(q == 0):
+            pmf[(Y[:, q == 0] > 0).any(axis=1)] = 0.0
+        M[a] = np.bincount(cls, weights=pmf, minlength=P)
+    absorbed = int(np.nonzero(classes[:, 0] == n)[0][0])
+    return Y, cls, M, absorbed
+
+
+def _first_draw(p: np.ndarray, n: int, max_states: int):
+    vals = validate(p)
+    vals = vals[vals > 0]
+    k = vals.size
+    Y, cls, M, absorbed = _lumped_chain(n, k, max_states)
+    logpmf = gammaln(n + 1.0) - gammaln(Y + 1.0).sum(axis=1) + Y @ np.log(vals)
+    v1 = np.bincount(cls, weights=np.exp(logpmf), minlength=M.shape[0])
+    return v1, M, absorbed, k
+
+
+def exact_collapse_time(p, n: int, max_states: int = 20000) -> float:
+    """Exact E[T] for the fully synthetic chain from the Markov chain on count vectors.
+
+    States are the count vectors of n samples over the support of p. Generation 1 is the
+    multinomial draw from p, so E[T] = 1 + sum_x P(p^(1) = x/n) h(x), where h is the
+    expected absorption time from x: h = 0 on Dirac states and h = 1 + Q h on the others
+    (one dense linear solve). Exchangeability of the tokens makes h depend on x only through
+    its sorted counts, so the chain is lumped onto partitions of n before solving.
+    Raises ValueError above ``max_states`` count vectors.
+    """
+    n = _pos_int("n", n)
+    v1, M, absorbed, k = _first_draw(p, n, max_states)
+    if k == 1:
+        return 1.0
+    trans = np.array([i for i in range(M.shape[0]) if i != absorbed])
+    Q = M[np.ix_(trans, trans)]
+    h = np.zeros(M.shape[0])
+    h[trans] = np.linalg.solve(np.eye(trans.size) - Q, np.ones(trans.size))
+    return float(1.0 + v1 @ h)
+
+
+def exact_collapse_probability(p, n: int, m, max_states: int = 20000):
+    """Exact rho_m = P(p^(m) is a Dirac mass), fully synthetic, m >= 1 (scalar or array).
+
+    Distribution of the (sorted) count vector after the first draw from p, pushed forward
+    m - 1 times by the lumped Wright-Fisher transition matrix.
+    """
+    n = _pos_int("n", n)
+    m_arr = _m_array(m, minimum=1)
+    v, M, absorbed, k = _first_draw(p, n, max_states)
+    if k == 1:
+        out = np.ones(m_arr.shape)
+        return out if np.ndim(m) else float(out)
+    M_max = int(m_arr.max())
+    rho = np.empty(M_max + 1)
+    rho[1] = v[absorbed]
+    for j in range(2, M_max + 1):
+        v = v @ M
+        rho[j] = v[absorbed]
+    out = rho[m_arr]
+    return out if np.ndim(m) else float(out)

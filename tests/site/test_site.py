@@ -1,0 +1,318 @@
+"""The built book in a real browser (headless Chromium), with no network.
+
+For every page of the table of contents: it loads from a server on 127.0.0.1 with no console
+error and no failed or off-machine request, its math is typeset by the bundled MathJax (no raw
+TeX left in the prose, no MathJax error), every image has loaded, and a full-page screenshot is
+saved under _build/screenshots/ for a person to look at. Static checks on all HTML files: no
+resource is loaded from another host, every internal link and anchor resolves, theorems,
+definitions, exercises and figures carry numbers, and citations resolve. The search page finds
+words. Run with `make test-site` after `make book`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+import yaml
+from site_browser import load_and_settle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def toc_docnames() -> list[str]:
+    """Document names (paths without suffix) of every page in _toc.yml, in reading order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections"))
+            walk(entry.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []) or []:
+        walk(part.get("chapters"))
+    return [re.sub(r"\.(md|ipynb|rst)$", "", name) for name in names]
+
+
+DOCNAMES = toc_docnames()
+
+
+# --------------------------------------------------------------------------------------------
+# Static checks on the HTML files
+# --------------------------------------------------------------------------------------------
+
+
+class _PageParser(HTMLParser):
+    """Collects ids, links, and resources that the browser would load."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.resources: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "a" and "name" in a:
+            self.ids.add(a["name"])
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if tag in ("script", "img", "iframe", "audio", "video", "source", "embed") and a.get("src"):
+            self.resources.append((tag, a["src"]))
+        if tag == "link" and a.get("href"):
+            rel = a.get("rel", "")
+            if any(r in rel.split() for r in ("stylesheet", "preload", "modulepreload", "icon")):
+                self.resources.append((f"link rel={rel}", a["href"]))
+
+
+_parsed: dict[Path, _PageParser] = {}
+
+
+def parse(path: Path) -> _PageParser:
+    if path not in _parsed:
+        parser = _PageParser()
+        parser.feed(path.read_text(encoding="utf-8"))
+        _parsed[path] = parser
+    return _parsed[path]
+
+
+def html_files(site: Path) -> list[Path]:
+    return sorted(p for p in site.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts)
+
+
+def test_every_toc_page_was_built(site: Path) -> None:
+    missing = [d for d in DOCNAMES if not (site / f"{d}.html").is_file()]
+    assert not missing, f"pages of _toc.yml missing from {site}: {missing}"
+
+
+def test_no_resource_from_another_host(site: Path) -> None:
+    """Scripts, styles, fonts and images all come from the book itself."""
+    offenders = []
+    for page in html_files(site):
+        for tag, url in parse(page).resources:
+            if urlsplit(url).scheme in ("http", "https") or url.startswith("//"):
+                offenders.append(f"{page.relative_to(site)}: <{tag}> {url}")
+    for css in (site / "_static").rglob("*.css"):
+        for url in re.findall(r"url\(\s*['\"]?((?:https?:)?//[^'\")]+)", css.read_text(errors="replace")):
+            offenders.append(f"{css.relative_to(site)}: url({url})")
+    assert not offenders, "resources loaded from the network:\n" + "\n".join(offenders)
+
+
+def test_internal_links_and_anchors_resolve(site: Path) -> None:
+    broken = []
+    for page in html_files(site):
+        for href in parse(page).links:
+            parts = urlsplit(href)
+            if parts.scheme or href.startswith(("//", "mailto:", "javascript:")):
+                continue
+            target = page if not parts.path else (page.parent / unquote(parts.path)).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_file():
+                broken.append(f"{page.relative_to(site)}: {href} (no such file)")
+                continue
+            if parts.fragment and target.suffix == ".html":
+                if unquote(parts.fragment) not in parse(target).ids:
+                    broken.append(f"{page.relative_to(site)}: {href} (no such anchor)")
+    assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+NUMBERED = {
+    # class of the admonition or figure -> what its title must look like
+    "theorem": r"Theorem \d",
+    "lemma": r"Lemma \d",
+    "proposition": r"Proposition \d",
+    "corollary": r"Corollary \d",
+    "definition": r"Definition \d",
+    "exercise": r"Exercise \d",
+}
+
+
+def test_numbered_environments(site: Path) -> None:
+    """Theorem-like blocks, exercises and captioned figures carry a number."""
+    unnumbered = []
+    for page in html_files(site):
+        text = page.read_text(encoding="utf-8")
+        for kind, pattern in NUMBERED.items():
+            for m in re.finditer(rf'<div class="(?:proof )?{kind}\b[^"]*admonition[^"]*"[^>]*>\s*'
+                                 r'<p class="admonition-title">(.*?)</p>', text, re.S):
+                title = re.sub(r"<[^>]+>", "", m.group(1))
+                if not re.match(pattern, title.strip()):
+                    unnumbered.append(f"{page.relative_to(site)}: {kind} titled {title.strip()!r}")
+        for m in re.finditer(r"<figcaption>(.*?)</figcaption>", text, re.S):
+            caption = re.sub(r"<[^>]+>", "", m.group(1)).strip()
+            if not re.match(r"Fig\. \d", caption):
+                unnumbered.append(f"{page.relative_to(site)}: figure caption {caption[:60]!r}")
+    assert not unnumbered, "unnumbered environments:\n" + "\n".join(unnumbered)
+
+
+def test_citations_resolve(site: Path) -> None:
+    """Citations link into a non-empty bibliography (anchors are checked by the link test)."""
+    bib = site / "bibliography.html"
+    assert bib.is_file(), "no bibliography page"
+    assert len(re.findall(r'<div class="citation" id=', bib.read_text(encoding="utf-8"))) > 0, (
+        "the bibliography page lists no entry")
+    cited = 0
+    for page in html_files(site):
+        text = page.read_text(encoding="utf-8")
+        cited += len(re.findall(r'<a class="reference internal" href="[^"]*bibliography\.html#', text))
+        prose = re.sub(r"<[^>]+>", "", text)
+        assert "[?]" not in prose, f"{page.relative_to(site)}: unresolved citation [?]"
+    assert cited > 0, "no citation links found at all"
+
+
+# --------------------------------------------------------------------------------------------
+# In the browser
+# --------------------------------------------------------------------------------------------
+
+RAW_TEX_JS = r"""
+// Prose of the page without code, outputs and typeset math: raw TeX left here means MathJax
+// did not run or did not recognise a formula.
+const main = document.querySelector('main') || document.body;
+const copy = main.cloneNode(true);
+copy.querySelectorAll('pre, code, .highlight, .cell_output, script, style, mjx-container, '
+  + 'mjx-assistive-mml, .headerlink, .toggle-hidden').forEach(e => e.remove());
+return copy.textContent;
+"""
+
+MATH_STATE_JS = r"""
+const spans = [...document.querySelectorAll('span.math, div.math')];
+return {
+  math: spans.length,
+  untypeset: spans.filter(s => !s.querySelector('mjx-container')).map(s => s.textContent.slice(0, 80)),
+  containers: document.querySelectorAll('mjx-container').length,
+  errors: [...document.querySelectorAll('mjx-merror, [data-mjx-error]')].map(
+      e => e.getAttribute('data-mjx-error') || e.textContent.slice(0, 80)),
+  undefined_macros: [...document.querySelectorAll('mjx-container mjx-mtext')].filter(
+      e => /^\\[A-Za-z]+$/.test(e.textContent)).map(e => e.textContent),
+};
+"""
+
+IMAGES_JS = r"""
+return [...document.images].map(i => ({src: i.currentSrc || i.src, w: i.naturalWidth, ok: i.complete}));
+"""
+
+RAW_TEX_PATTERNS = [
+    (r"\\\(|\\\)|\\\[|\\\]", "\\( \\) \\[ \\] delimiters"),
+    (r"\$\$", "$$ delimiters"),
+    (r"(?<![\w$])\$[^$\s][^$]*\$", "$...$ inline math"),
+    (r"\\(?:frac|mathbb|mathbf|boldsymbol|sum|prod|left|right|begin|end|alpha|sigma|mathcal)\b",
+     "TeX command"),
+]
+
+
+def network_problems(driver, base_url: str) -> list[str]:
+    """Failed requests, HTTP errors and requests that leave 127.0.0.1, from the performance log."""
+    urls, problems = {}, []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        method, params = msg.get("method"), msg.get("params", {})
+        if method == "Network.requestWillBeSent":
+            url = params["request"]["url"]
+            urls[params["requestId"]] = url
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss", "ftp") and not url.startswith(base_url):
+                problems.append(f"request to another host: {url}")
+        elif method == "Network.loadingFailed" and not params.get("canceled"):
+            url = urls.get(params["requestId"])
+            # A request id we did not see start belongs to the browser itself (started before
+            # this page was opened), not to the page.
+            if url is not None and not url.startswith("chrome"):
+                problems.append(f"failed ({params.get('errorText')}): {url}")
+        elif method == "Network.responseReceived" and params["response"]["status"] >= 400:
+            problems.append(f"HTTP {params['response']['status']}: {params['response']['url']}")
+    return problems
+
+
+def console_errors(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def full_page_screenshot(driver, path: Path, max_height: int = 15000) -> None:
+    """A PNG of the whole page (cut at max_height pixels), through the DevTools protocol."""
+    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    size = metrics.get("cssContentSize") or metrics["contentSize"]
+    width, height = int(size["width"]), min(int(size["height"]), max_height)
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {"format": "png", "captureBeyondViewport": True,
+         "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}},
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_in_browser(docname: str, site: Path, base_url: str, driver, screenshot_dir: Path) -> None:
+    url = urljoin(base_url, f"{docname}.html")
+    driver.get_log("performance"), driver.get_log("browser")  # drop what earlier pages left
+    state = load_and_settle(driver, url)
+    problems = [] if state == "ok" else [f"page did not settle: {state}"]
+
+    index = DOCNAMES.index(docname)
+    full_page_screenshot(driver, screenshot_dir / f"{index:02d}_{docname.replace('/', '__')}.png")
+
+    problems += console_errors(driver)
+    problems += network_problems(driver, base_url)
+
+    math = driver.execute_script(MATH_STATE_JS)
+    if math["math"]:
+        if not math["containers"]:
+            problems.append("page has math but MathJax produced no mjx-container")
+        problems += [f"formula not typeset: {t!r}" for t in math["untypeset"]]
+        problems += [f"MathJax error: {e!r}" for e in math["errors"]]
+        problems += [f"undefined TeX macro: {e!r}" for e in math["undefined_macros"]]
+
+    prose = driver.execute_script(RAW_TEX_JS)
+    for pattern, what in RAW_TEX_PATTERNS:
+        for m in re.finditer(pattern, prose):
+            context = prose[max(0, m.start() - 40): m.end() + 40].replace("\n", " ")
+            problems.append(f"raw TeX ({what}) in text: ...{context}...")
+
+    for img in driver.execute_script(IMAGES_JS):
+        if not img["ok"] or img["w"] == 0:
+            problems.append(f"image did not load: {img['src'][:120]}")
+
+    assert not problems, f"{docname}:\n" + "\n".join(problems)
+
+
+def test_widget_outputs_are_replaced_by_a_note(site: Path, base_url: str, driver) -> None:
+    """A widget needs a kernel: offline, the page shows a note instead of an empty box."""
+    pages = [d for d in DOCNAMES if "jupyter.widget-view" in (site / f"{d}.html").read_text()
+             or "widget-offline-note" in (site / f"{d}.html").read_text()]
+    if not pages:
+        pytest.skip("no page has an ipywidgets output")
+    for docname in pages:
+        html = (site / f"{docname}.html").read_text()
+        assert 'type="application/vnd.jupyter.widget-view+json"' not in html, docname
+        load_and_settle(driver, urljoin(base_url, f"{docname}.html"))
+        notes = driver.execute_script(
+            "return [...document.querySelectorAll('.widget-offline-note')]"
+            ".map(e => [e.offsetHeight, e.textContent.trim().length])")
+        assert notes and all(h > 0 and n > 50 for h, n in notes), (docname, notes)
+
+
+def test_search_finds_words(site: Path, base_url: str, driver) -> None:
+    """The search page works offline and finds a word every chapter uses."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get_log("browser"), driver.get_log("performance")
+    driver.get(urljoin(base_url, "search.html?q=collapse"))
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script(
+            "const r = document.querySelector('#search-results');"
+            "return r && r.querySelector('p.search-summary') && r.querySelectorAll('li').length;"))
+    hits = driver.execute_script(
+        "return [...document.querySelectorAll('#search-results li a')].map(a => a.getAttribute('href'))")
+    assert any("chapters/" in h for h in hits), hits
+    assert not console_errors(driver)
+    assert not network_problems(driver, base_url)

@@ -1,0 +1,54 @@
+"""Tests of collapse_lib.metrics (pure row-wise functions)."""
+
+import numpy as np
+import pytest
+
+from collapse_lib import metrics as M
+
+
+def test_scalar_metrics_on_known_vectors():
+    p = np.array([0.5, 0.25, 0.25, 0.0])
+    q = np.array([0.0, 0.5, 0.5, 0.0])
+    assert M.sigma(p) == pytest.approx(0.375)
+    assert M.max_prob(p) == 0.5
+    assert M.l1(p, q) == pytest.approx(1.0)
+    assert M.support_size(p) == 3
+    assert M.tail_mass(p, [2, 3]) == pytest.approx(0.25)
+    assert M.tail_mass(p, np.array([False, True, True, False])) == pytest.approx(0.5)
+    assert M.entropy(p) == pytest.approx(-(0.5 * np.log(0.5) + 0.5 * np.log(0.25)))
+    assert not M.is_dirac(p) and M.winner(p) == -1
+    d = np.array([0.0, 0.0, 1.0, 0.0])
+    assert M.is_dirac(d) and M.winner(d) == 2 and M.sigma(d) == 1.0 and M.entropy(d) == 0.0
+
+
+def test_row_wise_shapes():
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet(np.ones(5), size=(4, 3))  # (runs, gens, s)
+    assert M.sigma(P).shape == (4, 3)
+    assert M.l1(P, P[:, :1]).shape == (4, 3)
+    np.testing.assert_allclose(M.sigma(P), (P**2).sum(-1))
+    np.testing.assert_allclose(M.max_prob(P), P.max(-1))
+    assert M.support_size(P).shape == (4, 3)
+
+
+def test_collapse_time_from_history():
+    e0, e1 = np.eye(3)[0], np.eye(3)[1]
+    mix = np.array([0.5, 0.5, 0.0])
+    h1 = np.stack([e0, mix, mix, e1, e1])  # p^(0) is a Dirac (ignored), collapse at m = 3
+    h2 = np.stack([mix, mix, mix, mix, mix])
+    assert M.collapse_time(h1) == 3
+    assert M.collapse_time(h2) == -1
+    np.testing.assert_array_equal(M.collapse_time(np.stack([h1, h2])), [3, -1])
+    with pytest.raises(ValueError, match="history"):
+        M.collapse_time(mix)
+
+
+def test_tail_mass_mask_length_checked():
+    with pytest.raises(ValueError, match="mask"):
+        M.tail_mass(np.array([0.5, 0.5]), np.array([True, False, True]))
+
+
+def test_dirac_tolerance():
+    p = np.array([1 - 1e-14, 1e-14])
+    assert M.is_dirac(p)
+    assert not M.is_dirac(np.array([1 - 1e-6, 1e-6]))

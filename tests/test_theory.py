@@ -1,0 +1,285 @@
+"""Tests of collapse_lib.theory: every closed form against simulation or exact values.
+
+Monte Carlo comparisons use |mean - theory| <= K_SE * SE, SE computed from the sample.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from collapse_lib import distributions as D
+from collapse_lib import simulate as S
+from collapse_lib import theory as T
+
+K_SE = 5  # tolerance in Monte Carlo standard errors
+
+
+def _mean_se(x, axis=0):
+    x = np.asarray(x, dtype=float)
+    return x.mean(axis=axis), x.std(axis=axis, ddof=1) / np.sqrt(x.shape[axis])
+
+
+def _assert_mc(mean, se, target, k=K_SE):
+    mean, se, target = np.broadcast_arrays(np.asarray(mean, float), np.asarray(se, float), np.asarray(target, float))
+    tol = k * se + 1e-12
+    bad = np.abs(mean - target) > tol
+    assert not bad.any(), f"mean {mean[bad]} vs theory {target[bad]} (tolerance {tol[bad]})"
+
+
+# ----------------------------------------------------------------------------- Theorem 1
+@pytest.mark.parametrize(
+    "p,n",
+    [
+        (D.uniform(10), 2),  # S0 = 1/support exactly, tiny n
+        (D.zipf(50, 50, 1 / 50 + 1e-6), 50),  # S0 near 1/support
+        (D.zipf(20, 5, 0.95), 10),  # S0 near 1
+        (D.zipf(600, 52, 0.1), 400),  # paper's Fig. 2 distribution, n >> support
+    ],
+)
+def test_theorem1_S_matches_simulation(p, n):
+    S0 = float(np.sum(p**2))
+    ms = np.array([1, 2, 5, 20])
+    r = S.simulate(p, S.FullySynthetic(n), 20, runs=3000, seed=10)
+    mean, se = _mean_se(r.sigma[:, ms])
+    _assert_mc(mean, se, T.fully_synthetic_S(ms, n, S0))
+    assert T.fully_synthetic_S(0, n, S0) == pytest.approx(S0)
+
+
+CHAIN_CASES = [(np.array([0.5, 0.3, 0.2]), 2), (np.array([0.5, 0.3, 0.2]), 10), (np.array([0.9, 0.1]), 20), (D.zipf(4, 4, 0.3), 8)]
+
+
+@pytest.mark.parametrize("p,n", CHAIN_CASES)
+def test_theorem1_bounds_hold_for_exact_values(p, n):
+    S0, sup = float(np.sum(p**2)), int(np.count_nonzero(p))
+    ms = np.arange(1, 80)
+    rho = T.exact_collapse_probability(p, n, ms)
+    lo, hi = T.collapse_probability_bounds(ms, n, S0, sup)
+    assert np.all(lo <= rho + 1e-12) and np.all(rho <= hi + 1e-12)
+    assert np.all(np.diff(rho) >= -1e-12)  # Dirac masses are absorbing
+    ET = T.exact_collapse_time(p, n)
+    tlo, thi = T.collapse_time_bounds(n, S0, sup)
+    assert tlo <= ET <= thi
+    # E[T] = sum_{k>=0} P(T > k) = 1 + sum_{k>=1} (1 - rho_k): consistency of the two exact routines
+    tail = 1 + np.sum(1 - T.exact_collapse_probability(p, n, np.arange(1, 4000)))
+    assert tail == pytest.approx(ET, rel=1e-9)
+
+
+def test_exact_chain_two_tokens_by_hand():
+    # p = (1/2, 1/2), n = 2: every generation is Dirac with probability 1/2
+    p = np.array([0.5, 0.5])
+    assert T.exact_collapse_time(p, 2) == pytest.approx(2.0)
+    np.testing.assert_allclose(T.exact_collapse_probability(p, 2, [1, 2, 3]), [0.5, 0.75, 0.875])
+    assert T.exact_collapse_time(p, 1) == 1.0
+    assert T.exact_collapse_time(np.array([0.0, 1.0, 0.0]), 5) == 1.0
+
+
+@pytest.mark.parametrize("p,n", CHAIN_CASES[1:3])
+def test_exact_chain_matches_simulation(p, n):
+    r = S.simulate(p, S.FullySynthetic(n), 0, runs=4000, seed=3, until_collapse=True)
+    mean, se = _mean_se(r.collapse_time)
+    _assert_mc(mean, se, T.exact_collapse_time(p, n))
+    ms = np.array([1, 3, 10, 30])
+    hits = (r.collapse_time[:, None] <= ms[None, :]).astype(float)
+    mean, se = _mean_se(hits)
+    _assert_mc(mean, se, T.exact_collapse_probability(p, n, ms))
+
+
+def test_proposition1_fixation_probabilities():
+    p = np.array([0.5, 0.3, 0.2, 0.0])
+    r = S.simulate(p, S.FullySynthetic(5), 0, runs=4000, seed=8, until_collapse=True)
+    freq, se = _mean_se(r.winner[:, None] == np.arange(4)[None, :])
+    _assert_mc(freq, np.sqrt(p * (1 - p) / 4000), T.fixation_probabilities(p))
+    assert freq[3] == 0
+
+
+def test_diffusion_time_close_to_exact_and_simulation():
+    # measured: the diffusion formula overestimates by ~1-2 generations (relative error ~ 1/n)
+    p = np.array([0.5, 0.3, 0.2])
+    for n in (10, 20, 40):
+        ex = T.exact_collapse_time(p, n)
+        for form in ("formula", "average"):
+            d = T.diffusion_collapse_time(p, n, first_draw=form)
+            assert 0 < d - ex < 2.0
+    # two alleles: -2n [x ln x + (1-x) ln(1-x)]
+    x, n = 0.3, 50
+    assert T.diffusion_collapse_time(np.array([x, 1 - x]), n) == pytest.approx(
+        -2 * n * (x * math.log(x) + (1 - x) * math.log(1 - x))
+    )
+    # large case out of reach of the exact chain: diffusion vs simulation within 5 %
+    q = D.zipf(600, 52, 0.1)
+    r = S.simulate(q, S.FullySynthetic(100), 0, runs=400, seed=1, until_collapse=True)
+    mean, se = _mean_se(r.collapse_time)
+    assert abs(T.diffusion_collapse_time(q, 100) - mean) < 0.05 * mean + K_SE * se
+    lo, hi = T.collapse_time_bounds(100, 0.1, 52)
+    assert lo < mean < hi
+
+
+# ----------------------------------------------------------------------------- Theorem 2
+@pytest.mark.parametrize("N,n", [(100, 5), (50, 50), (2, 100), (5, 500), (1, 1), (1000, 3)])
+def test_theorem2_closed_form_equals_recursion(N, n):
+    ms = np.arange(1, 15)
+    for S0 in (0.02, 0.3, 0.95):
+        rec = T.partially_synthetic_S_recursion(ms, N, n, S0)
+        np.testing.assert_allclose(T.partially_synthetic_S(ms, N, n, S0), rec, rtol=0, atol=1e-13)
+        # the printed form differs by -2(1-1/N) S0 alpha beta^(m-1)/(N D)
+        alpha, beta = T.partially_synthetic_alpha_beta(N, n)
+        gap = -2 * (1 - 1 / N) * S0 * alpha * beta ** (ms - 1) / (N * (1 + (1 + 1 / N) * alpha))
+        np.testing.assert_allclose(T.partially_synthetic_S_printed(ms, N, n, S0) - rec, gap, atol=1e-13)
+    assert T.partially_synthetic_S_recursion(0, N, n, 0.3) == pytest.approx(0.3)
+    assert T.partially_synthetic_S(1, N, n, 0.3) == pytest.approx(1 / N + (1 - 1 / N) * 0.3)
+    alpha, beta = T.partially_synthetic_alpha_beta(N, n)
+    assert beta == pytest.approx(alpha**2 * (1 - 1 / n))
+
+
+PARTIAL_CASES = [
+    (100, 5, D.zipf(600, 52, 0.1)),  # n << N
+    (50, 50, D.uniform(50)),  # n ~ N, S0 = 1/support
+    (2, 100, D.zipf(20, 3, 0.95)),  # n >> N, S0 near 1
+    (5, 200, D.zipf(600, 52, 0.1)),  # n >> N
+]
+
+
+@pytest.mark.parametrize("N,n,p", PARTIAL_CASES)
+def test_theorem2_corrected_matches_simulation(N, n, p):
+    S0 = float(np.sum(p**2))
+    ms = np.array([1, 2, 3, 5])
+    r = S.simulate(p, S.PartiallySynthetic(N, n), 5, runs=4000, seed=21)
+    mean, se = _mean_se(r.sigma[:, ms])
+    _assert_mc(mean, se, T.partially_synthetic_S(ms, N, n, S0))
+    if N <= 5:  # n >> N: the printed eq. (9) is far outside the Monte Carlo error
+        printed = T.partially_synthetic_S_printed(ms[1:], N, n, S0)
+        assert np.all(np.abs(mean[1:] - printed) > 10 * se[1:])
+
+
+def test_theorem2_schedule_reproduces_partially_synthetic():
+    N, n, p = 5, 20, D.zipf(30, 10, 0.2)
+    sc = S.Schedule(lambda m: [N] if m == 1 else [N] + [0] * (m - 2) + [n])
+    r = S.simulate(p, sc, 4, runs=4000, seed=2)
+    mean, se = _mean_se(r.sigma[:, 1:])
+    _assert_mc(mean, se, T.partially_synthetic_S(np.arange(1, 5), N, n, 0.2))
+
+
+def test_accumulate_S_matches_simulation():
+    p = D.zipf(50, 20, 0.2)
+    ms = np.array([1, 2, 5, 30])
+    r = S.simulate(p, S.Accumulate(5), 30, runs=4000, seed=1)
+    mean, se = _mean_se(r.sigma[:, ms])
+    _assert_mc(mean, se, T.accumulate_S(ms, 5, 0.2))
+    lim = T.accumulate_S(np.inf, 5, 0.2)
+    assert lim == pytest.approx(1 - 0.8 * math.sin(math.pi / math.sqrt(5)) / (math.pi / math.sqrt(5)))
+    assert T.accumulate_S(5000, 5, 0.2) == pytest.approx(lim, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- Lemma 1, Theorems 3-4
+def test_phi_properties():
+    x = np.linspace(1e-4, 0.5, 2001)
+    f = T.phi(x)
+    assert np.all(np.diff(f) < 0) and T.phi(0.5) == 2.0 and T.phi(0.0) == np.inf
+    assert T.phi(0.5 - 1e-7) == pytest.approx(2.0, abs=1e-9)
+    assert T.phi(0.25) == pytest.approx(math.log(3) / 0.5)
+    # x -> phi(x)^(-1/2) is concave (used with Jensen in the proof of Theorem 4)
+    g = f ** -0.5
+    assert np.all(g[:-2] - 2 * g[1:-1] + g[2:] <= 1e-12)
+
+
+def test_pi_p_exact_methods_agree():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        k = rng.integers(1, 11)
+        p = rng.dirichlet(np.ones(k))
+        brute = max(
+            min(p[list(A)].sum(), 1 - p[list(A)].sum())
+            for r in range(k + 1)
+            for A in __import__("itertools").combinations(range(k), r)
+        )
+        assert T.pi_p(p) == pytest.approx(brute, abs=1e-12)
+        counts = rng.multinomial(37, p)
+        assert T.pi_p(counts / 37, denominator=37) == pytest.approx(T.pi_p(counts / 37), abs=1e-12)
+    assert T.pi_p(np.array([0.7, 0.3])) == pytest.approx(0.3)
+    assert T.pi_p(np.array([1.0, 0.0])) == 0.0
+    big = np.full(500, 1 / 500)
+    assert T.pi_p(big, denominator=500) == 0.5
+    with pytest.raises(ValueError, match="max_support"):
+        T.pi_p(big)
+
+
+def test_lemma1_G_forms_agree_for_integers():
+    for n in range(1, 120):
+        for s in range(1, 500, 7):
+            assert T.lemma1_G(n, s, "10") == T.lemma1_G(n, s, "13")
+    assert T.lemma1_G(100, 5) == 2**5 - 2
+    assert T.lemma1_G(10, 600) == pytest.approx(T.C1 * 600 * math.exp(T.C0 * 10 / (2 * math.e)))
+
+
+def test_lemma1_tail_bound_holds():
+    rng = np.random.default_rng(4)
+    for p, n in [(np.array([0.5, 0.5]), 40), (np.array([0.5, 0.3, 0.2]), 50), (np.array([0.6, 0.3, 0.1]), 200)]:
+        X = rng.multinomial(n, p, size=40000) / n
+        dev = np.abs(X - p).sum(axis=1)
+        pi = T.pi_p(p)
+        for eps in (0.1, 0.2, 0.3, 0.4):
+            hit, se = _mean_se(dev >= eps)
+            assert hit <= T.lemma1_bound(n, p.size, eps, pi) + K_SE * se
+
+
+def test_theorems_3_and_4_bound_the_drift():
+    p = np.array([0.5, 0.3, 0.2])
+    N, n, s = 100, 10, 3
+    r = S.simulate(p, S.PartiallySynthetic(N, n), 10, runs=3000, seed=6, keep_history=True)
+    drift_mean, drift_se = _mean_se(r.drift_first[:, 2:])
+    b3 = T.deviation_bound(N, n, s)
+    assert b3 < 2  # non-vacuous here
+    assert np.all(drift_mean + K_SE * drift_se < b3)
+    pis = np.array([T.pi_p(q, denominator=N) for q in r.history[:, 1]])
+    lam, lam_se = _mean_se(pis * (1 - pis))
+    zeta = T.zeta_thm4(N, n, min(0.25, lam + K_SE * lam_se))
+    b4 = T.deviation_bound_thm4(N, n, s, zeta)
+    assert b4 <= b3 + 1e-12
+    assert np.all(drift_mean + K_SE * drift_se < b4)
+
+
+def test_eq11_max_synthetic_samples():
+    s = 600
+    for N in (10**5, 10**7, 10**9, 10**12):
+        for eps in (0.05, 0.5):
+            n_paper = T.max_synthetic_samples(N, s, eps)
+            n_exact = T.max_synthetic_samples(N, s, eps, form="exact")
+            assert n_exact >= n_paper >= 0
+            for n in {n_paper, n_exact} - {0}:
+                assert T.C0 * n / math.e + 2 <= s
+                assert T.deviation_bound(N, n, s) < eps
+            if n_exact + 1 <= math.e * (s - 2) / T.C0:
+                assert T.deviation_bound(N, n_exact + 1, s) >= eps
+    assert T.max_synthetic_samples(10, 600, 0.1) == 0  # the log in (11) is negative
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: T.fully_synthetic_S(1, 0, 0.5), "n must be a positive integer"),
+        (lambda: T.fully_synthetic_S(-1, 5, 0.5), "generation m"),
+        (lambda: T.fully_synthetic_S(1, 5, 1.5), "S0 must be in"),
+        (lambda: T.collapse_probability_bounds(0, 5, 0.5, 3), "generation m"),
+        (lambda: T.collapse_probability_bounds(1, 5, 0.1, 3), "impossible"),
+        (lambda: T.collapse_time_bounds(5, 0.5, 1), "support must be >= 2"),
+        (lambda: T.partially_synthetic_S(0, 5, 5, 0.5), "generation m"),
+        (lambda: T.partially_synthetic_S(1, 0, 5, 0.5), "N must be"),
+        (lambda: T.phi(0.6), "defined on"),
+        (lambda: T.pi_p([0.5, 0.6]), "sum to 1"),
+        (lambda: T.pi_p([0.5, 0.5], denominator=3), "counts/denominator"),
+        (lambda: T.lemma1_G(10, 10, form="12"), "form must be"),
+        (lambda: T.lemma1_bound(10, 3, 0.0, 0.5), "eps must be"),
+        (lambda: T.zeta_thm4(10, 10, 0.3), "lambda_1"),
+        (lambda: T.max_synthetic_samples(10, 600, 0.1, form="tight"), "form must be"),
+        (lambda: T.max_synthetic_samples(10, 2, 0.1), "s >= 3"),
+        (lambda: T.diffusion_collapse_time([0.5, 0.5], 10, first_draw="x"), "first_draw"),
+        (lambda: T.exact_collapse_time(D.uniform(6), 60), "state space too big"),
+        (lambda: T.exact_collapse_probability([0.5, 0.5], 4, 0), "generation m"),
+        (lambda: T.accumulate_S(-1, 4, 0.5), "generation m"),
+    ],
+)
+def test_theory_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
