@@ -129,7 +129,7 @@ def add_static_dir(app: Sphinx, config: Any) -> None:
         config.html_favicon = str(static / "favicon.svg")
     # pydata-sphinx-theme logs a console error ("Got invalid theme mode") on a reader's first
     # visit when no default colour mode is set. Light: the figures are white matplotlib PNGs.
-    config.html_theme_options.setdefault("default_mode", "light")
+    config.html_context.setdefault("default_mode", "light")  # read by the theme templates
 
 
 def dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
