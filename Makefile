@@ -9,6 +9,7 @@ NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 export MPLBACKEND := Agg
 
 .PHONY: help venv book test unit nbval notebooks-clean book-check strip lab clean bench
+.PHONY: assignments grade
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -24,8 +25,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install requirements.txt and collapse_lib
 
+# The notebook kernels must draw inline: under the exported Agg backend the pages get no figures.
 book: $(STAMP)  ## build the HTML book into _build/html (notebooks executed, warnings are errors)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "Open _build/html/index.html in a browser."
 
 test: $(STAMP)  ## unit tests, notebooks through nbval, output check, and the book build
@@ -53,3 +55,18 @@ clean:  ## remove the built book (keeps .venv)
 
 test-site: $(STAMP)  ## the built book in headless Chromium (run `make book` first; needs apt chromium chromium-driver)
 	COURSE_SITE_TESTS=1 $(BIN)/python -m pytest tests/site -p no:cacheprovider
+
+assignments: $(STAMP)  ## student and instructor notebooks of every chapter's exercises -> assignments/ (nbgrader layout)
+	$(BIN)/python -m collapse_lib.assignments --out assignments
+	$(BIN)/python -m collapse_lib.assignments --update-page instructors.md
+
+grade: $(STAMP)  ## autograde a submission: make grade NB=path/to/submission.ipynb [GRADE_ARGS="--json --timeout 60"]
+	@test -n "$(NB)" || { echo "usage: make grade NB=path/to/submission.ipynb"; exit 2; }
+	$(BIN)/python -m collapse_lib.grade "$(NB)" $(GRADE_ARGS)
+
+colab-cells: $(STAMP)  ## insert/refresh the hidden Colab/Binder set-up cell in every chapter (from _config.yml repository)
+	$(BIN)/python tools/colab_setup_cell.py
+
+pdf: $(STAMP)  ## the whole book on one page (_build/singlehtml) and as a PDF (_build/pdf/book.pdf), via headless Chromium
+	MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter-book build . --builder singlehtml -W -n --keep-going
+	$(BIN)/python tools/print_pdf.py

@@ -1,17 +1,22 @@
 """Sphinx extension that makes the built book readable without a network.
 
-Loaded by ``_config.yml`` (``sphinx: local_extensions: offline_site: _ext``). It does three things:
+Loaded by ``_config.yml`` (``sphinx: local_extensions: offline_site: _ext``). It
 
-1. Copies MathJax 3 into ``<outdir>/_static/mathjax``. The files come from the PyPI package
+1. copies MathJax 3 into ``<outdir>/_static/mathjax``. The files come from the PyPI package
    ``sphinx-mathjax-offline`` (pinned in requirements.txt; it ships MathJax 3.2.2). We copy a
-   subset (the ``tex-mml-chtml`` component, the CommonHTML output with its fonts, the TeX
+   subset (the ``tex-mml-chtml`` component, the output modules with their fonts, the TeX
    extensions that the autoloader fetches on demand, the menu and accessibility modules)
-   instead of the whole 24 MB tree. ``mathjax_path`` in ``_config.yml`` points at the copy.
-2. Replaces the output of an ``ipywidgets`` cell, which needs a live kernel and the widget
-   JavaScript from a CDN, by a short note that says how to get the interactive version. The
-   chapter draws the figure for the default values in an ordinary cell just before it.
-3. Drops the saved widget state that myst-nb would embed in the page (it is only useful with
-   the widget JavaScript, which the offline site does not load; see ``nb_ipywidgets_js``).
+   instead of the whole 24 MB tree. ``mathjax_path`` in ``_config.yml`` points at the copy;
+   a CDN ``mathjax_path`` is refused;
+2. replaces the output of an ``ipywidgets`` cell, which needs a live kernel and the widget
+   JavaScript from a CDN, by a short note that says how to get the interactive version (the
+   chapters draw a static figure in an ordinary cell next to each widget), and drops the saved
+   widget state that myst-nb would embed in the page (``nb_ipywidgets_js`` is empty);
+3. fixes what the browser test found in the theme stack: a favicon (else every page requests a
+   missing /favicon.ico), a default colour mode (else a console error on a first visit), no
+   duplicate search bar on top, the inline sphinx-thebe script written twice (a JavaScript
+   SyntaxError on every page), and theorem nodes that the single-page builder (used for the
+   PDF) could not render.
 """
 
 from __future__ import annotations
@@ -25,17 +30,15 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 from sphinx.transforms.post_transforms import SphinxPostTransform
-from sphinx.util import logging
-
-logger = logging.getLogger(__name__)
 
 MATHJAX_PACKAGE = "sphinx-mathjax-offline"  # PyPI package (and, oddly, its import name)
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = (
-    "Interactive widget: it needs a running Python kernel, so it is not shown on this page. "
-    "Open the notebook with the launch button at the top of the page (Binder or Colab) or "
-    "run it locally to move the sliders; the figure above shows the default values."
+    "Interactive widget: its sliders need a running Python kernel, so this page cannot show "
+    "it. Open the notebook with the launch button at the top of the page (Binder or Colab), "
+    "or run it locally with "
 )
+WIDGET_NOTE_COMMAND = "make lab"
 
 # Top-level MathJax files and folders that the site needs. Everything MathJax loads lazily
 # from the page (TeX extensions through the autoloader, menu, assistive MathML, the speech
@@ -107,7 +110,9 @@ class ReplaceWidgetViews(SphinxPostTransform):
         for node in list(self.document.findall(nodes.raw)):
             if "html" in node.get("format", "").split() and node.astext().startswith(marker):
                 note = nodes.container(classes=["widget-offline-note"])
-                note += nodes.paragraph(text=WIDGET_NOTE)
+                note += nodes.paragraph(
+                    "", "", nodes.Text(WIDGET_NOTE), nodes.literal(text=WIDGET_NOTE_COMMAND),
+                    nodes.Text("."))
                 node.replace_self(note)
 
 
@@ -130,6 +135,9 @@ def add_static_dir(app: Sphinx, config: Any) -> None:
     # pydata-sphinx-theme logs a console error ("Got invalid theme mode") on a reader's first
     # visit when no default colour mode is set. Light: the figures are white matplotlib PNGs.
     config.html_context.setdefault("default_mode", "light")  # read by the theme templates
+    # pydata-sphinx-theme 0.17 puts a second search field in a top bar unless navbar_persistent
+    # is set; sphinx-book-theme already has one in the sidebar, so keep the page header-free.
+    config.html_theme_options.setdefault("navbar_persistent", [])
 
 
 def dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
@@ -152,7 +160,23 @@ def dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict,
     scripts[:] = unique
 
 
+def html_handlers_for_singlehtml(app: Sphinx) -> None:
+    """Let the single-page builder (print/PDF version) render every custom node (builder-inited).
+
+    Sphinx looks node handlers up by builder name and falls back to the format ("html") only
+    when no handler at all is registered for the name. sphinx-exercise registers some for
+    "singlehtml" and sphinx-proof none, so theorems had no handler there and the build failed.
+    """
+    if app.builder.name != "singlehtml":
+        return
+    handlers = app.registry.translation_handlers
+    single = handlers.setdefault("singlehtml", {})
+    for name, pair in handlers.get("html", {}).items():
+        single.setdefault(name, pair)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("builder-inited", html_handlers_for_singlehtml)
     app.connect("config-inited", check_mathjax_path)
     app.connect("config-inited", add_static_dir)
     app.connect("html-page-context", dedupe_scripts)

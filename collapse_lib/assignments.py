@@ -179,7 +179,8 @@ def jupyter_markdown(source: str) -> str:
     out = []
     for block in _split_blocks(source):
         if block.name is None:
-            out.append(_ROLE.sub(_role, block.text))
+            text = "\n".join(x for x in block.text.split("\n") if not _TARGET.match(x.strip()))
+            out.append(_ROLE.sub(_role, text))
         elif block.name == "math":
             out.append("$$\n" + block.body + "\n$$")
         else:
@@ -224,12 +225,18 @@ class Exercise:
         return MINUTES_AUTOGRADED if self.autograded else MINUTES_WRITTEN
 
 
+_TARGET = re.compile(r"^\([\w:.-]+\)=\s*$")     # a MyST label line such as (ch2-exercises)=
+
+
 def find_exercises_heading(nb: NotebookNode) -> int | None:
-    """Index of the markdown cell whose first line is exactly ``## Exercises``."""
+    """Index of the markdown cell whose first line is exactly ``## Exercises``
+    (MyST label lines such as ``(ch2-exercises)=`` before it are allowed)."""
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
-            first = cell.source.lstrip("\n").split("\n", 1)[0].rstrip()
-            if first == EXERCISES_HEADING:
+            lines = [x.rstrip() for x in cell.source.split("\n") if x.strip()]
+            while lines and _TARGET.match(lines[0]):
+                lines.pop(0)
+            if lines and lines[0] == EXERCISES_HEADING:
                 return i
     return None
 
@@ -526,7 +533,8 @@ def exercise_table(chapters_dir: Path = CHAPTERS_DIR) -> str:
     for path in chapters_with_exercises(chapters_dir):
         for e in chapter_exercises(read_notebook(path), path.stem):
             pts = _fmt(e.points) if e.autograded else "-"
-            rows.append(f"| `{path.stem}` | {e.number}. {e.title or e.label} (`{e.label}`) "
+            title = (e.title or e.label).replace("|", "\\|")
+            rows.append(f"| `{path.stem}` | {e.number}. {title} (`{e.label}`) "
                         f"| {e.kind} | {pts} | {e.expected_minutes} |")
             total_points += e.points
             total_minutes += e.expected_minutes

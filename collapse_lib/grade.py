@@ -53,6 +53,7 @@ class CellScore:
     max_points: float
     status: str                    # pass | partial | fail | missing
     error: str | None = None       # exception name, "timeout", "stderr output", ...
+    message: str = ""              # first line of the exception message, if any
     tampered: bool = False         # source differs from the released test cell
     restored: bool = False         # original test cell was put back before running
 
@@ -166,23 +167,31 @@ def _execute(nb: NotebookNode, timeout: float, kernel: str, cwd: Path, notes: li
         notes.append(f"a cell exceeded the {timeout:g} s timeout and could not be interrupted")
 
 
-def _error_name(cell: NotebookNode) -> str | None:
+def _error(cell: NotebookNode) -> tuple[str | None, str]:
+    """(name, first line of message) of the cell's error, or of its stderr output."""
     for out in cell.get("outputs", []):
         if out.output_type == "error":
-            return "timeout" if out.ename == "KeyboardInterrupt" else out.ename
+            if out.ename == "KeyboardInterrupt":
+                return "timeout", "interrupted after the time limit"
+            return out.ename, _first_line(out.evalue)
     for out in cell.get("outputs", []):
         if out.output_type == "stream" and out.name == "stderr":
-            return "stderr output"
-    return None
+            return "stderr output", _first_line(out.text)
+    return None, ""
 
 
-def _score(cell: NotebookNode, executed: bool) -> tuple[float, float, str | None]:
+def _first_line(text: str, width: int = 100) -> str:
+    line = next((x.strip() for x in str(text).splitlines() if x.strip()), "")
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+def _score(cell: NotebookNode, executed: bool) -> tuple[float, float, str | None, str]:
     from nbgrader.utils import determine_grade
     max_points = float(cell.metadata["nbgrader"]["points"])
     if not executed:
-        return 0.0, max_points, "not executed"
+        return 0.0, max_points, "not executed", ""
     points, max_points = determine_grade(cell)
-    return float(points or 0.0), float(max_points), _error_name(cell)
+    return (float(points or 0.0), float(max_points)) + _error(cell)
 
 
 def grade_notebook(nb: NotebookNode, *, name: str = "<notebook>", timeout: float = DEFAULT_TIMEOUT,
@@ -225,12 +234,12 @@ def grade_notebook(nb: NotebookNode, *, name: str = "<notebook>", timeout: float
     for cell in _grade_cells(nb):
         gid = cell.metadata["nbgrader"].get("grade_id", "?")
         executed = cell.get("execution_count") is not None or bool(cell.get("outputs"))
-        points, max_points, error = _score(cell, executed)
+        points, max_points, error, message = _score(cell, executed)
         tampered, restored = flags[gid]
         if tampered and not restored:
             points, error = 0.0, error or "test cell edited"
         status = "pass" if points >= max_points else ("fail" if points <= 0 else "partial")
-        cells.append(CellScore(gid, points, max_points, status, error, tampered, restored))
+        cells.append(CellScore(gid, points, max_points, status, error, message, tampered, restored))
     if ref is not None:
         present = {c.grade_id for c in cells}
         for gid, original in ref.source.items():
@@ -262,7 +271,8 @@ def format_report(r: Report) -> str:
     lines = [f"Grading {r.notebook}" + (f" (chapter {r.chapter})" if r.chapter else ""),
              f"{'grade_id':<{width}}  {'points':>9}  result"]
     for c in r.cells:
-        result = c.status + (f" ({c.error})" if c.error and c.status != "pass" else "")
+        detail = f"{c.error}: {c.message}" if c.message else c.error
+        result = c.status + (f" ({detail})" if c.error and c.status != "pass" else "")
         if c.tampered:
             result += " [test cell edited: " + ("original restored]" if c.restored else "no points]")
         lines.append(f"{c.grade_id:<{width}}  {c.points:>4g} / {c.max_points:<3g}  {result}")

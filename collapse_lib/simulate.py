@@ -45,6 +45,10 @@ are dropped, so after generation 1 the width k follows the number of surviving
 tokens (at most n for fully synthetic), not s. A run whose every data source is the
 same single token is *absorbed* (nothing can change any more); it is removed from the
 batch and its per-generation records are filled forward with their (constant) values.
+With ``until_collapse=True``, the unrecorded generations of :class:`FullySynthetic`
+(without decoding) run in a compiled per-run Wright-Fisher kernel
+(:mod:`collapse_lib._wf_kernel`, numba), with a pure-numpy fallback; see
+``benchmarks/bench_simulate.py`` for the speed-up over a plain loop.
 Results are deterministic for a given seed.
 """
 
@@ -56,6 +60,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._wf_kernel import wf_until_collapse
 from .decoding import Decoding, _apply
 from .distributions import validate
 
@@ -87,13 +92,29 @@ def _check_decoding(d) -> None:
 
 @dataclass(frozen=True)
 class FullySynthetic:
-    """Train generation m on n samples of p^(m-1) only (paper Sec. 2.2)."""
+    """Train generation m on n samples of p^(m-1) only (paper Sec. 2.2).
 
-    n: int
+    ``n`` may also be a sequence of positive integers, one sample size per run (it is
+    stored as a tuple); this lets one :func:`simulate` call cover a whole sweep over n,
+    e.g. the paper's Figure 2, with a 2-D p0.
+    """
+
+    n: int | tuple[int, ...]
     decoding: Decoding | None = None
 
     def __post_init__(self):
-        _pos_int("n", self.n)
+        if isinstance(self.n, (int, np.integer)) and not isinstance(self.n, bool):
+            _pos_int("n", self.n)
+        else:
+            try:
+                vals = tuple(self.n)
+            except TypeError:
+                raise ValueError(f"n must be a positive integer or a sequence of them, got {self.n!r}") from None
+            if not vals:
+                raise ValueError("n must not be an empty sequence")
+            for v in vals:
+                _pos_int("n", v)
+            object.__setattr__(self, "n", tuple(int(v) for v in vals))
         _check_decoding(self.decoding)
 
 
@@ -276,6 +297,7 @@ class _State:
         self.p1_out = np.zeros(tok.shape[0])
         self.extra: dict[str, np.ndarray] = {}
         self.seqs: dict[str, np.ndarray] = {}
+        self.rowvec: dict[str, np.ndarray] = {}  # per-run scalars (e.g. sample sizes)
 
     @property
     def k(self) -> int:
@@ -286,6 +308,7 @@ class _State:
             setattr(self, name, getattr(self, name)[rows])
         self.extra = {key: a[rows] for key, a in self.extra.items()}
         self.seqs = {key: a[rows] for key, a in self.seqs.items()}
+        self.rowvec = {key: a[rows] for key, a in self.rowvec.items()}
 
     def repack(self, alive: np.ndarray, kmin: int = 1) -> None:
         """Move each run's alive columns to the left and drop columns beyond the widest run."""
@@ -360,7 +383,8 @@ class _Stepper:
 class _FullyStep(_Stepper):
     def step(self, st, m, rng):
         pv = st.p0p if m == 1 else _decode(self.dec, st.P)
-        return rng.multinomial(self.sc.n, pv) / self.sc.n
+        n = st.rowvec["n"] if "n" in st.rowvec else self.sc.n
+        return rng.multinomial(n, pv) / (n[:, None] if np.ndim(n) else n)
 
 
 class _PartialStep(_Stepper):
@@ -503,6 +527,102 @@ def _make_stepper(sc, generations: int) -> _Stepper:
 
 
 # ----------------------------------------------------------------------------- driver
+def _pack_counts(X: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move the non-zero columns of each row of X to the left; drop all-zero trailing columns."""
+    alive = X > 0
+    knew = int(alive.sum(axis=1).max())
+    keep = np.argsort(~alive, axis=1, kind="stable")[:, :knew]
+    return np.take_along_axis(X, keep, axis=1), np.take_along_axis(tok, keep, axis=1)
+
+
+def _fully_tail(st: _State, act: np.ndarray, m: int, m_stop: int, nvec: np.ndarray, rng: np.random.Generator,
+                ctime: np.ndarray, atime: np.ndarray, final: np.ndarray) -> int:
+    """Unrecorded generations of FullySynthetic without decoding, until every run is a Dirac mass.
+
+    Same Markov chain as the generic loop (counts X^(m) ~ Multinomial(n, X^(m-1)/n)) on
+    integer counts, with the bookkeeping cut to the minimum. Runs are split in two groups:
+    runs with three or more surviving tokens (group A: one 2-D multinomial draw per
+    generation, columns re-packed every 4 generations) and runs with exactly two survivors
+    (group B: the count a of the first survivor is Binomial(n, a/n), one cheap vectorised
+    draw). Runs move from A to B once, and leave when they become a Dirac mass.
+    Writes collapse/absorption times and final distributions; returns the last generation.
+    When numba is available (it is pinned in requirements.txt) the compiled per-run kernel
+    :data:`collapse_lib._wf_kernel.wf_until_collapse` runs the same chain instead.
+    """
+    nA = nvec.astype(np.int64)
+    XA = np.rint(st.P * nA[:, None]).astype(np.int64)
+    XA, tokA = _pack_counts(XA, st.tok)
+    if wf_until_collapse is not None:
+        seed = int(rng.integers(0, 2**32 - 1))
+        Tm, Mm = wf_until_collapse(XA, nA, m, m_stop, seed)
+        done = Tm > 0
+        rows = act[done]
+        ctime[rows] = np.where(ctime[rows] < 0, Tm[done], ctime[rows])
+        atime[rows] = Tm[done]
+        dense = np.zeros((act.size, final.shape[1]))
+        np.put_along_axis(dense, tokA, XA / nA[:, None], axis=1)
+        final[act] = dense
+        return int(Mm.max()) if Mm.size else m
+    actA = act
+    empty_i = np.zeros(0, dtype=np.int64)
+    actB, nB, aB, t1B, t2B = empty_i, empty_i, empty_i, empty_i, empty_i
+
+    def finish(rows, tokens):
+        ctime[rows] = np.where(ctime[rows] < 0, m, ctime[rows])
+        atime[rows] = m
+        final[rows, tokens] = 1.0
+
+    def split(X, tok, act_, n_):
+        """Remove collapsed runs of group A and move two-token runs to group B."""
+        nonlocal actB, nB, aB, t1B, t2B
+        alive = X > 0
+        cnt = alive.sum(axis=1)
+        if cnt.min() > 2:
+            return X, tok, act_, n_
+        one = cnt == 1
+        if one.any():
+            finish(act_[one], tok[one, X[one].argmax(axis=1)])
+        two = cnt == 2
+        if two.any():
+            al = alive[two]
+            first = al.argmax(axis=1)
+            last = al.shape[1] - 1 - al[:, ::-1].argmax(axis=1)
+            r = np.nonzero(two)[0]
+            actB = np.concatenate([actB, act_[two]])
+            nB = np.concatenate([nB, n_[two]])
+            aB = np.concatenate([aB, X[r, first]])
+            t1B = np.concatenate([t1B, tok[r, first]])
+            t2B = np.concatenate([t2B, tok[r, last]])
+        keep = cnt > 2
+        return X[keep], tok[keep], act_[keep], n_[keep]
+
+    XA, tokA, actA, nA = split(XA, tokA, actA, nA)
+    while (actA.size or actB.size) and m < m_stop:
+        m += 1
+        if actB.size:
+            aB = rng.binomial(nB, aB / nB)
+            done = (aB == 0) | (aB == nB)
+            if done.any():
+                finish(actB[done], np.where(aB[done] > 0, t1B[done], t2B[done]))
+                keep = ~done
+                actB, nB, aB, t1B, t2B = actB[keep], nB[keep], aB[keep], t1B[keep], t2B[keep]
+        if actA.size:
+            k = XA.shape[1]
+            XA = rng.multinomial(nA, XA / nA[:, None])
+            XA, tokA, actA, nA = split(XA, tokA, actA, nA)
+            if actA.size and (m & 3) == 0 and np.count_nonzero(XA, axis=1).max() <= 0.75 * k:
+                XA, tokA = _pack_counts(XA, tokA)
+    # runs still alive at max_generations: record their current distribution
+    if actA.size:
+        dense = np.zeros((actA.size, final.shape[1]))
+        np.put_along_axis(dense, tokA, XA / nA[:, None], axis=1)
+        final[actA] = dense
+    if actB.size:
+        final[actB, t1B] = aB / nB
+        final[actB, t2B] = 1.0 - aB / nB
+    return m
+
+
 def _initial_packing(P0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     R = P0.shape[0]
     mask = P0 > 0
@@ -604,7 +724,14 @@ def simulate(
 
     tok, p0p = _initial_packing(np.ascontiguousarray(P0))
     st = _State(tok, p0p)
+    if isinstance(scenario, FullySynthetic) and isinstance(scenario.n, tuple):
+        if len(scenario.n) != R:
+            raise ValueError(f"FullySynthetic has {len(scenario.n)} per-run sample sizes but there are {R} runs")
+        st.rowvec["n"] = np.asarray(scenario.n, dtype=np.int64)
     act = np.arange(R)  # original run index of each active row
+    fast_tail = until_collapse and isinstance(scenario, FullySynthetic) and (
+        scenario.decoding is None or scenario.decoding.is_identity
+    )
     m_last = 0
 
     def scatter(rows_act: np.ndarray, P: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -653,6 +780,11 @@ def simulate(
             if act.size == 0:
                 break
         if m == m_stop:
+            break
+        if fast_tail and m >= G:
+            nvec = st.rowvec["n"] if "n" in st.rowvec else np.full(act.size, scenario.n)
+            m_last = _fully_tail(st, act, m, m_stop, nvec, rng, ctime, atime, final)
+            act = act[:0]
             break
         if cnt.max() <= 0.75 * st.k:
             st.repack(alive)

@@ -530,7 +530,7 @@ def exact_collapse_time(p, n: int, max_states: int = 20000) -> float:
     v1, M, absorbed, k = _first_draw(p, n, max_states)
     if k == 1:
         return 1.0
-    trans = np.array([i for i in range(M.shape[0]) if i != absorbed])
+    trans = np.array([i for i in range(M.shape[0]) if i != absorbed], dtype=np.int64)
     Q = M[np.ix_(trans, trans)]
     h = np.zeros(M.shape[0])
     h[trans] = np.linalg.solve(np.eye(trans.size) - Q, np.ones(trans.size))

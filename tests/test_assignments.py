@@ -342,7 +342,7 @@ def test_chapter_release_has_no_solutions(path, chapter_versions):
 def test_chapter_instructor_version_gets_full_marks(path, chapter_versions):
     source, _, _ = chapter_versions(path)
     report = _grade(source, A.CHAPTERS_DIR, timeout=120)
-    failed = [(c.grade_id, c.error) for c in report.cells if c.status != "pass"]
+    failed = [(c.grade_id, c.error, c.message) for c in report.cells if c.status != "pass"]
     assert not failed and report.points == report.max_points > 0, failed
 
 

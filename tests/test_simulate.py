@@ -346,3 +346,41 @@ def test_temperature_limits():
 def test_decoding_rejects_bad_p():
     with pytest.raises(ValueError, match="sum to 1"):
         apply_decoding([0.5, 0.2])
+
+
+# ----------------------------------------------------------------------------- fast paths
+def test_until_collapse_numpy_fallback_matches_exact_chain(monkeypatch):
+    """Both tail implementations (numba kernel, numpy fallback) sample the same chain."""
+    from collapse_lib import simulate as sim_mod
+    from collapse_lib import theory as T
+
+    p, n = np.array([0.5, 0.3, 0.2]), 10
+    exact = T.exact_collapse_time(p, n)
+    r_fast = S.simulate(p, S.FullySynthetic(n), 0, runs=3000, seed=12, until_collapse=True)
+    monkeypatch.setattr(sim_mod, "wf_until_collapse", None)
+    r_np = S.simulate(p, S.FullySynthetic(n), 0, runs=3000, seed=12, until_collapse=True)
+    for r in (r_fast, r_np):
+        mean, se = _mean_se(r.collapse_time)
+        assert abs(mean - exact) <= K_SE * se
+        assert np.all(M.is_dirac(r.final)) and np.all(r.final.argmax(1) == r.winner)
+    capped = S.simulate(D.uniform(40), S.FullySynthetic(300), 0, runs=6, seed=0, until_collapse=True, max_generations=15)
+    np.testing.assert_allclose(capped.final.sum(1), 1.0)
+    assert capped.generations_run == 15 and np.all(capped.collapse_time == -1)
+
+
+def test_per_run_sample_sizes():
+    p0 = np.repeat(D.zipf(40, 20, 0.1)[None, :], 6, axis=0)
+    ns = (3, 3, 7, 7, 50, 50)
+    r = S.simulate(p0, S.FullySynthetic(ns), 4, seed=1, keep_history=True)
+    for row, n in enumerate(ns):
+        c = r.history[row, 1:] * n
+        np.testing.assert_allclose(c, np.round(c), atol=1e-9)
+    assert S.FullySynthetic([3, 4]).n == (3, 4)
+    u = S.simulate(p0, S.FullySynthetic(ns), 0, seed=1, until_collapse=True)
+    assert np.all(u.collapse_time >= 1)
+    with pytest.raises(ValueError, match="per-run sample sizes"):
+        S.simulate(p0, S.FullySynthetic((3, 4)), 2, seed=0)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        S.FullySynthetic((3, 0))
+    with pytest.raises(ValueError, match="empty"):
+        S.FullySynthetic(())

@@ -56,19 +56,23 @@ class GPTConfig:
 
 
 class KVCache:
-    """Per-layer key/value buffers of shape ``(B, n_head, block_size, head_dim)``.
+    """Per-layer key/value buffers for ``B`` streams and up to ``block_size`` positions.
 
+    Keys are stored transposed, ``kt[layer]`` of shape ``(B * n_head, head_dim, block_size)``,
+    values as ``v[layer]`` of shape ``(B * n_head, block_size, head_dim)``: one new query then
+    attends to the cache with two contiguous batched matrix products (``q @ kt``, ``att @ v``),
+    which on a CPU is several times faster than attention over a strided slice of the cache.
     ``length`` is the number of positions already stored. Supported updates: a *prefill* of
     ``T`` tokens into an empty cache, or single-token steps while ``length < block_size``.
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, device, dtype=torch.float32):
         hd = config.n_embd // config.n_head
-        shape = (batch_size, config.n_head, config.block_size, hd)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        bh, T = batch_size * config.n_head, config.block_size
+        self.kt = [torch.zeros(bh, hd, T, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.v = [torch.zeros(bh, T, hd, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.length = 0
-        self.capacity = config.block_size
+        self.capacity = T
 
     def reset(self) -> None:
         self.length = 0
@@ -92,16 +96,19 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, hd).transpose(1, 2)
         v = v.view(B, T, self.n_head, hd).transpose(1, 2)
         drop = self.dropout if self.training else 0.0
-        if cache is None:
+        if cache is None or cache.length == 0:
+            if cache is not None:  # prefill: store keys (transposed) and values for later steps
+                cache.kt[layer][:, :, :T] = k.reshape(B * self.n_head, T, hd).transpose(1, 2)
+                cache.v[layer][:, :T] = v.reshape(B * self.n_head, T, hd)
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
-        else:
-            start = cache.length
-            cache.k[layer][:, :, start : start + T] = k
-            cache.v[layer][:, :, start : start + T] = v
-            keys = cache.k[layer][:, :, : start + T]
-            vals = cache.v[layer][:, :, : start + T]
-            # prefill (start == 0): ordinary causal mask; one new token: it sees every key
-            y = F.scaled_dot_product_attention(q, keys, vals, dropout_p=drop, is_causal=(start == 0 and T > 1))
+        else:  # one new token (T == 1) at position `start`: it attends to positions 0..start
+            start, kt, vc = cache.length, cache.kt[layer], cache.v[layer]
+            kt[:, :, start] = k.reshape(B * self.n_head, hd)
+            vc[:, start] = v.reshape(B * self.n_head, hd)
+            mask = torch.zeros(1, 1, cache.capacity, device=x.device, dtype=x.dtype)
+            mask[..., start + 1 :] = float("-inf")  # unused slots of the buffer get weight 0
+            att = torch.baddbmm(mask, q.reshape(B * self.n_head, 1, hd), kt, alpha=hd**-0.5)
+            y = torch.bmm(F.softmax(att, dim=-1), vc).view(B, self.n_head, 1, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 

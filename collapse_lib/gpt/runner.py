@@ -98,9 +98,9 @@ def quick_config(**overrides) -> RunConfig:
     """A tiny configuration (seconds on a laptop CPU) for tests and the chapter's live demo."""
     base = RunConfig(
         model=GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32),
-        train=TrainConfig(max_iters=60, batch_size=16, warmup_iters=10, learning_rate=3e-3, min_lr=3e-4,
+        train=TrainConfig(max_iters=80, batch_size=16, warmup_iters=10, learning_rate=1e-2, min_lr=1e-3,
                           eval_interval=10**9, eval_windows=32),
-        gen0_iters=150,
+        gen0_iters=200,
         generations=2,
         n_real=6000,
         n_synth=6000,

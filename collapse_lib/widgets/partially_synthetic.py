@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from scipy.special import gammaln
+from scipy.special import gammaln, xlogy
 from scipy.stats import binom
 
 from .. import distributions as dist
@@ -42,6 +42,7 @@ from ..simulate import PartiallySynthetic, SimulationResult, simulate
 
 __all__ = [
     "PRINTED_COLOR",
+    "FIGURE6_SPECS",
     "drift_variance",
     "mean_binomial_sd",
     "drift_l1_bound",
@@ -56,6 +57,8 @@ __all__ = [
 
 #: colour of the printed (uncorrected) eq. (9) where a figure shows it next to the corrected one.
 PRINTED_COLOR = "#7f7f7f"
+#: (support size, S0) of the four initial distributions on s = 600 tokens of the course's Figure 6.
+FIGURE6_SPECS: tuple[tuple[int, float], ...] = ((600, 0.005), (600, 0.05), (52, 0.1), (10, 0.4))
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -164,9 +167,7 @@ def l1_tail_exact(p, n: int, eps, max_states: int = 2_000_000) -> np.ndarray:
     if states > max_states:
         raise ValueError(f"{states} count vectors (> max_states={max_states}); use a smaller n or s")
     Y = theory._compositions(n, s)
-    with np.errstate(divide="ignore"):
-        logp = np.log(p)
-    lp = np.where(Y > 0, Y * logp[None, :], 0.0).sum(axis=1)
+    lp = xlogy(Y, np.broadcast_to(p, Y.shape)).sum(axis=1)  # 0 log 0 = 0
     prob = np.exp(gammaln(n + 1.0) - gammaln(Y + 1.0).sum(axis=1) + lp)
     dev = np.abs(Y / n - p[None, :]).sum(axis=1)
     order = np.argsort(dev)

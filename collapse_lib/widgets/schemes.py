@@ -285,7 +285,7 @@ def figure4(
         plot_runs(axes[0, j], r.sigma)
         axes[0, j].set_title(run.label if scheme != "fully synthetic" else "fully synthetic (K=1)")
         axes[0, j].set_ylim(0, 1.02)
-        plot_runs(axes[1, j], r.drift_first)
+        plot_runs(axes[1, j], r.drift_first[:, 1:], x=np.arange(1, r.generations + 1))
         for i in (0, 1):
             axes[i, j].set_xlabel("generation $m$")
         axes[0, j].set_ylabel(r"$\sigma_m$")
@@ -331,7 +331,7 @@ def compare_schemes(
         th = theory_S(sc, gens, n, S0, decoding)
         if th is not None:
             axes[0].plot(gens, th, color=col, ls="--", lw=1)
-        axes[1].plot(gens, r.drift_first.mean(axis=0), color=col, label=run.label)
+        axes[1].plot(gens[1:], r.drift_first[:, 1:].mean(axis=0), color=col, label=run.label)
         axes[2].plot(gens, (r.max_prob >= 1 - 1e-12).mean(axis=0), color=col, label=run.label)
     axes[0].set_ylabel(r"mean $\sigma_m$ (dashed: closed form)")
     axes[1].set_ylabel(r"mean $\|p^{(m)} - p^{(1)}\|_1$")
@@ -380,11 +380,12 @@ def scheme_figure(
     th = theory_S(scheme, gens, n, S0, decoding)
     if th is not None:
         axes[0].plot(gens, th, color=THEORY_COLOR, ls="--", lw=1.5, label="closed form $S_m$")
-    plot_runs(axes[1], r.drift_first)
+    plot_runs(axes[1], r.drift_first[:, 1:], x=gens[1:])
     if baseline:
         base = run_scheme("fully synthetic", n, 1, generations, runs, seed=seed).result
         axes[0].plot(gens, base.sigma.mean(axis=0), color="0.4", ls=":", lw=1.5, label="fully synthetic, T=1")
-        axes[1].plot(gens, base.drift_first.mean(axis=0), color="0.4", ls=":", lw=1.5, label="fully synthetic, T=1")
+        axes[1].plot(gens[1:], base.drift_first[:, 1:].mean(axis=0), color="0.4", ls=":", lw=1.5,
+                     label="fully synthetic, T=1")
     axes[0].set_ylim(0, 1.02)
     axes[0].set_ylabel(r"$\sigma_m$")
     axes[1].set_ylabel(r"$\|p^{(m)} - p^{(1)}\|_1$")

@@ -157,6 +157,22 @@ def test_numbered_environments(site: Path) -> None:
     assert not unnumbered, "unnumbered environments:\n" + "\n".join(unnumbered)
 
 
+def test_chapters_show_their_figures(site: Path) -> None:
+    """Every chapter reproduces figures, so its page must contain executed figure images.
+
+    (A kernel running under the Agg backend draws nothing: the book then builds with no
+    figure at all and no warning.)
+    """
+    empty = []
+    for docname in DOCNAMES:
+        if docname.startswith("chapters/"):
+            images = [src for tag, src in parse(site / f"{docname}.html").resources
+                      if tag == "img" and "_images/" in src]
+            if not images:
+                empty.append(docname)
+    assert not empty, f"chapter pages without any figure: {empty}"
+
+
 def test_citations_resolve(site: Path) -> None:
     """Citations link into a non-empty bibliography (anchors are checked by the link test)."""
     bib = site / "bibliography.html"
@@ -238,16 +254,22 @@ def console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def full_page_screenshot(driver, path: Path, max_height: int = 15000) -> None:
-    """A PNG of the whole page (cut at max_height pixels), through the DevTools protocol."""
-    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-    size = metrics.get("cssContentSize") or metrics["contentSize"]
-    width, height = int(size["width"]), min(int(size["height"]), max_height)
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {"format": "png", "captureBeyondViewport": True,
-         "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}},
-    )
+def full_page_screenshot(driver, path: Path, max_height: int = 16000) -> None:
+    """A PNG of the whole page (cut at max_height pixels), through the DevTools protocol.
+
+    The viewport is stretched to the page height first, so that the sticky sidebars are drawn
+    along the whole page instead of only in the first screenful.
+    """
+    width = driver.execute_script("return window.innerWidth")
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    height = min(int(size["height"]), max_height)
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        driver.execute_async_script("requestAnimationFrame(() => requestAnimationFrame(arguments[0]))")
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
@@ -301,7 +323,7 @@ def test_widget_outputs_are_replaced_by_a_note(site: Path, base_url: str, driver
         assert notes and all(h > 0 and n > 50 for h, n in notes), (docname, notes)
 
 
-def test_search_finds_words(site: Path, base_url: str, driver) -> None:
+def test_search_finds_words(site: Path, base_url: str, driver, screenshot_dir: Path) -> None:
     """The search page works offline and finds a word every chapter uses."""
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -313,6 +335,22 @@ def test_search_finds_words(site: Path, base_url: str, driver) -> None:
             "return r && r.querySelector('p.search-summary') && r.querySelectorAll('li').length;"))
     hits = driver.execute_script(
         "return [...document.querySelectorAll('#search-results li a')].map(a => a.getAttribute('href'))")
+    full_page_screenshot(driver, screenshot_dir / "search.png")
     assert any("chapters/" in h for h in hits), hits
     assert not console_errors(driver)
     assert not network_problems(driver, base_url)
+
+
+@pytest.mark.parametrize("docname", [DOCNAMES[0]] + [d for d in DOCNAMES if d.startswith("chapters/")][:1])
+def test_phone_width(docname: str, base_url: str, driver, screenshot_dir: Path) -> None:
+    """On a phone-sized screen the page does not scroll sideways (wide blocks scroll inside)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    try:
+        assert load_and_settle(driver, urljoin(base_url, f"{docname}.html")) == "ok"
+        overflow = driver.execute_script(
+            "return document.scrollingElement.scrollWidth - window.innerWidth")
+        driver.save_screenshot(str(screenshot_dir / f"phone_{docname.replace('/', '__')}.png"))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert overflow <= 1, f"{docname}: the page is {overflow}px wider than a 390px screen"

@@ -1,0 +1,112 @@
+"""Benchmark: vectorised `collapse_lib.simulate` vs a plain per-run Python loop.
+
+Workload: the sweep of Figure 2 of Seddik et al. (2024): s = 600 tokens, four initial
+distributions with different support and S0, n in {10, 50, 100, 150, ..., 400}, `runs`
+independent runs per (distribution, n), each run simulated in the fully synthetic setting
+until total collapse (p^(m) is a Dirac mass).
+
+* engine: one ``simulate(p0, FullySynthetic(n), 0, runs, seed, until_collapse=True)`` call
+  per (distribution, n), after one warm-up call (numba loads or compiles its kernel once
+  per process; that time is printed separately);
+* plain loop: for each run, ``rng.multinomial(n, p)`` on the length-600 vector once per
+  generation until the counts are a Dirac mass.
+
+Both sides do the same work (same configurations, same number of runs). The ratio is
+computed on the configurations the plain loop ran (``--plain-fraction`` < 1 runs the plain
+loop on a random subset of the configurations; the engine's time is summed over the same
+subset). Mean collapse times of both sides are printed and compared with the diffusion
+approximation and the Theorem 1 lower bound (useful for the Fig. 2 chapter).
+
+Usage: python benchmarks/bench_simulate.py [--quick] [--runs R] [--plain-fraction F] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from collapse_lib import distributions as D
+from collapse_lib import theory as T
+from collapse_lib.simulate import FullySynthetic, simulate
+
+S_VOCAB = 600
+DISTRIBUTIONS = [(52, 0.1), (600, 0.005), (100, 0.05), (20, 0.3)]  # (support, S0), spanning Fig. 2
+N_FULL = [10] + list(range(50, 401, 50))
+N_QUICK = [10, 50, 100]
+
+
+def plain_collapse_times(p: np.ndarray, n: int, runs: int, rng: np.random.Generator) -> np.ndarray:
+    """Reference implementation: one multinomial draw per run per generation, no tricks."""
+    out = np.empty(runs, dtype=np.int64)
+    for r in range(runs):
+        q = p
+        m = 0
+        while True:
+            m += 1
+            x = rng.multinomial(n, q)
+            if x.max() == n:
+                break
+            q = x / n
+        out[r] = m
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="n in {10, 50, 100} and 50 runs")
+    ap.add_argument("--runs", type=int, default=None, help="runs per configuration (default 100, quick 50)")
+    ap.add_argument("--plain-fraction", type=float, default=1.0, help="fraction of configurations for the plain loop")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    runs = args.runs or (50 if args.quick else 100)
+    ns = N_QUICK if args.quick else N_FULL
+    if not 0 < args.plain_fraction <= 1:
+        raise SystemExit("--plain-fraction must be in (0, 1]")
+    configs = [(sup, S0, n) for sup, S0 in DISTRIBUTIONS for n in ns]
+    pick = np.random.default_rng(args.seed).random(len(configs)) < args.plain_fraction
+    if not pick.any():
+        pick[0] = True
+
+    t0 = time.perf_counter()
+    simulate(D.uniform(3), FullySynthetic(5), 0, runs=2, seed=0, until_collapse=True)
+    print(f"warm-up (loading/compiling the numba kernel, once per process): {time.perf_counter() - t0:.2f} s")
+    print(f"sweep: s={S_VOCAB}, {len(DISTRIBUTIONS)} distributions x n in {ns}, {runs} runs each, until collapse")
+    print(f"{'support':>7} {'S0':>6} {'n':>4} | {'engine s':>8} {'E[T] eng':>9} {'+-SE':>6} | "
+          f"{'plain s':>8} {'E[T] pl':>8} | {'diffusion':>9} {'Thm1 low':>8}")
+    eng_total = eng_on_pick = plain_total = 0.0
+    gens_total = 0
+    for i, (sup, S0, n) in enumerate(configs):
+        p = D.zipf(S_VOCAB, sup, S0)
+        t0 = time.perf_counter()
+        res = simulate(p, FullySynthetic(n), 0, runs=runs, seed=args.seed + i, until_collapse=True)
+        te = time.perf_counter() - t0
+        assert np.all(res.collapse_time >= 1), "a run did not collapse"
+        eng_total += te
+        gens_total += int(res.collapse_time.sum())
+        ct = res.collapse_time
+        line = (f"{sup:>7} {S0:>6.3f} {n:>4} | {te:>8.3f} {ct.mean():>9.1f} {ct.std(ddof=1) / np.sqrt(runs):>6.1f} | ")
+        if pick[i]:
+            rng = np.random.default_rng(10_000 + args.seed + i)
+            t0 = time.perf_counter()
+            ctp = plain_collapse_times(p, n, runs, rng)
+            tp = time.perf_counter() - t0
+            plain_total += tp
+            eng_on_pick += te
+            line += f"{tp:>8.3f} {ctp.mean():>8.1f} | "
+        else:
+            line += f"{'-':>8} {'-':>8} | "
+        lo, _ = T.collapse_time_bounds(n, S0, sup)
+        line += f"{T.diffusion_collapse_time(p, n):>9.1f} {lo:>8.1f}"
+        print(line, flush=True)
+    print()
+    print(f"engine, whole sweep: {eng_total:.2f} s for {gens_total} run-generations "
+          f"({1e6 * eng_total / gens_total:.2f} us per run-generation)")
+    print(f"plain loop on {int(pick.sum())}/{len(configs)} configurations: {plain_total:.2f} s; "
+          f"engine on the same configurations: {eng_on_pick:.2f} s")
+    print(f"speed-up (equal work): {plain_total / eng_on_pick:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

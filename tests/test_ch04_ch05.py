@@ -1,0 +1,186 @@
+"""Tests of collapse_lib.widgets.partially_synthetic (Chapters 4 and 5)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from collapse_lib import distributions as dist  # noqa: E402
+from collapse_lib import theory  # noqa: E402
+from collapse_lib.simulate import PartiallySynthetic, simulate  # noqa: E402
+from collapse_lib.widgets import partially_synthetic as ps  # noqa: E402
+
+P52 = dist.zipf(600, 52, 0.1)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------- drift moments
+def test_drift_variance_zero_at_first_generation_and_increasing():
+    q = np.array([0.5, 0.3, 0.2, 0.0])
+    assert np.all(ps.drift_variance(q, 10, 5, 1) == 0)
+    v = [ps.drift_variance(q, 10, 5, m) for m in (2, 3, 10, 1000)]
+    assert all(np.all(a <= b + 1e-18) for a, b in zip(v, v[1:]))
+    assert v[-1][3] == 0  # a token absent from the real data never moves
+
+
+def test_drift_variance_sums_to_theorem2_increment():
+    """Averaged over q = p^(1), sum_i E[d_i^2 | q] must equal S_m - S_1 (Remark in Chapter 4)."""
+    N, n, m = 7, 30, 4
+    p = np.array([0.4, 0.35, 0.25])
+    # exact average over the trinomial law of N q
+    total = 0.0
+    for a in range(N + 1):
+        for b in range(N + 1 - a):
+            c = N - a - b
+            q = np.array([a, b, c]) / N
+            w = math.factorial(N) / (math.factorial(a) * math.factorial(b) * math.factorial(c)) * np.prod(p ** [a, b, c])
+            total += w * ps.drift_variance(q, N, n, m).sum()
+    S0 = float(p @ p)
+    expected = theory.partially_synthetic_S(m, N, n, S0) - theory.partially_synthetic_S(1, N, n, S0)
+    assert total == pytest.approx(expected, rel=1e-12)
+
+
+def test_drift_variance_matches_simulation():
+    """Conditional second moment against chains run from one fixed real sample."""
+    rng = np.random.default_rng(1)
+    real = np.array([5, 3, 2, 0])
+    N, n, m, R = 10, 8, 4, 20000
+    q = real / N
+    P = np.broadcast_to(q, (R, 4)).copy()
+    for _ in range(2, m + 1):
+        P = (real + rng.multinomial(n, P)) / (N + n)
+    sq = (P - q) ** 2
+    mean, se = sq.mean(axis=0), sq.std(axis=0, ddof=1) / math.sqrt(R)
+    th = ps.drift_variance(q, N, n, m)
+    assert np.all(np.abs(mean - th) <= 5 * se + 1e-15)
+
+
+def test_mean_binomial_sd_exact_small_case():
+    # N = 2, p = (1/2, 1/2): q_1 in {0, 1/2, 1} w.p. 1/4, 1/2, 1/4; sum_i sqrt(q_i(1-q_i)) = 1 at q = (1/2, 1/2)
+    assert ps.mean_binomial_sd(np.array([0.5, 0.5]), 2) == pytest.approx(0.5)
+    assert ps.mean_binomial_sd(np.array([1.0, 0.0]), 5) == 0.0
+
+
+def test_drift_bound_is_above_simulated_drift():
+    N, n = 100, 30
+    res = simulate(P52, PartiallySynthetic(N, n), 15, 300, seed=2)
+    mean, se = res.mean_se("drift_first")
+    m = np.arange(1, 16)
+    bound = ps.drift_l1_bound(P52, N, n, m)
+    assert np.all(mean[1:] <= bound + 5 * se[1:])
+    gauss = ps.drift_l1_gaussian(P52, N, n, 15)
+    assert gauss == pytest.approx(math.sqrt(2 / math.pi) * float(bound[-1]))
+    assert abs(mean[15] - gauss) < 0.1 * gauss  # the heuristic is within 10% here (n >= 30)
+
+
+def test_safe_synthetic_samples_is_the_threshold():
+    N = 100
+    for eps in (0.05, 0.1, 0.2):
+        for heuristic in (False, True):
+            n_max = ps.safe_synthetic_samples(P52, N, eps, heuristic=heuristic)
+            f = ps.drift_l1_gaussian if heuristic else ps.drift_l1_bound
+            if n_max >= 1:
+                assert f(P52, N, int(n_max), 10**9) <= eps * (1 + 1e-9)
+            assert f(P52, N, int(n_max) + 1, 10**9) > eps
+    assert ps.safe_synthetic_samples(P52, N, 0.5) == math.inf  # drift saturates below 0.5
+
+
+def test_l1_tail_exact_small_cases():
+    # p = (1/2, 1/2), n = 2: ||p_hat - p||_1 is 0 or 1 with probability 1/2 each
+    t = ps.l1_tail_exact(np.array([0.5, 0.5]), 2, [0.0, 0.5, 1.0, 1.01])
+    assert np.allclose(t, [1.0, 0.5, 0.5, 0.0])
+    # a Dirac p never deviates
+    assert ps.l1_tail_exact(np.array([0.0, 1.0, 0.0]), 5, 1e-9) == 0.0
+
+
+def test_l1_tail_exact_against_monte_carlo():
+    p = np.array([0.5, 0.3, 0.2])
+    n, R = 12, 200_000
+    rng = np.random.default_rng(3)
+    dev = np.abs(rng.multinomial(n, p, size=R) / n - p).sum(axis=1)
+    for eps in (0.2, 0.5, 0.8):
+        mc = float((dev >= eps - 1e-12).mean())
+        se = math.sqrt(mc * (1 - mc) / R)
+        assert abs(mc - ps.l1_tail_exact(p, n, eps)) < 5 * se + 1e-12
+
+
+# ----------------------------------------------------------------------------- figures / widget
+def test_explore_partially_synthetic_default_figure_and_numbers():
+    fig, num = ps.explore_partially_synthetic(runs=50, generations=20)
+    assert len(fig.axes) == 2
+    assert num["m"].shape == (21,) and num["S_sim"].shape == (21,)
+    assert np.isnan(num["S_printed"][1]) and not np.isnan(num["S_printed"][2])
+    # simulated mean of sigma_m agrees with Theorem 2 (corrected) within 5 SE at the last generation
+    assert abs(num["S_sim"][-1] - num["S_theory"][-1]) < 5 * num["S_se"][-1]
+    assert num["drift_sim"][1] == 0.0
+    assert np.all(num["drift_sim"][2:] <= num["drift_bound"][2:] + 5 * num["drift_se"][2:])
+
+
+def test_explore_shows_erratum_when_real_data_scarce():
+    _, num = ps.explore_partially_synthetic(N=3, n=200, S0=0.5, runs=20, generations=5)
+    assert np.all(num["S_theory"][2:] > num["S_printed"][2:])
+
+
+def test_figure_functions_shapes():
+    fig5, res5 = ps.figure5(P52, N=50, ns=(2, 20), generations=5, runs=10)
+    assert len(res5) == 2 and len(fig5.axes) == 4
+    dists = [("a", dist.zipf(600, 52, 0.1)), ("b", dist.zipf(600, 10, 0.4))]
+    fig6, res6 = ps.figure6(dists, N=50, n=5, generations=5, runs=10)
+    assert len(res6) == 2 and len(fig6.axes) == 6
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(N=0),
+        dict(n=0),
+        dict(n=2.5),
+        dict(N=True),
+        dict(S0=1.0),
+        dict(S0=0.01),  # below 1/support = 1/52
+        dict(S0=float("nan")),
+        dict(runs=1),
+        dict(generations=1),
+        dict(support=700),
+        dict(s=1),
+    ],
+)
+def test_explore_rejects_bad_input(kwargs):
+    with pytest.raises(ValueError):
+        ps.explore_partially_synthetic(**kwargs)
+
+
+def test_helpers_reject_bad_input():
+    q = np.array([0.5, 0.5])
+    with pytest.raises(ValueError):
+        ps.drift_variance(np.array([0.5, 0.6]), 10, 5, 2)  # not a distribution
+    with pytest.raises(ValueError):
+        ps.drift_variance(q, 10, 5, 0)
+    with pytest.raises(ValueError):
+        ps.drift_variance(q, 10, 5, [2, 3])
+    with pytest.raises(ValueError):
+        ps.drift_l1_bound(q, 0, 5, 2)
+    with pytest.raises(ValueError):
+        ps.drift_l1_bound(q, 10, 5, 1.5)
+    with pytest.raises(ValueError):
+        ps.safe_synthetic_samples(q, 10, 0.0)
+    with pytest.raises(ValueError):
+        ps.mean_binomial_sd(np.array([-0.1, 1.1]), 10)
+    with pytest.raises(ValueError):
+        ps.l1_tail_exact(np.ones(10) / 10, 200, 0.1)  # too many count vectors
+    with pytest.raises(ValueError):
+        ps.figure5(P52, ns=())
+    with pytest.raises(ValueError):
+        ps.figure6([])
