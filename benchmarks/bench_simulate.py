@@ -17,6 +17,10 @@ loop on a random subset of the configurations; the engine's time is summed over 
 subset). Mean collapse times of both sides are printed and compared with the diffusion
 approximation and the Theorem 1 lower bound (useful for the Fig. 2 chapter).
 
+Times are wall-clock (time.perf_counter) and CPU time of this process
+(time.process_time); on a shared machine the CPU-time ratio is the fairer one, both are
+printed. Both sides are single-threaded.
+
 Usage: python benchmarks/bench_simulate.py [--quick] [--runs R] [--plain-fraction F] [--seed S]
 """
 
@@ -76,12 +80,14 @@ def main(argv=None) -> None:
     print(f"{'support':>7} {'S0':>6} {'n':>4} | {'engine s':>8} {'E[T] eng':>9} {'+-SE':>6} | "
           f"{'plain s':>8} {'E[T] pl':>8} | {'diffusion':>9} {'Thm1 low':>8}")
     eng_total = eng_on_pick = plain_total = 0.0
+    eng_cpu = eng_cpu_pick = plain_cpu = 0.0
     gens_total = 0
     for i, (sup, S0, n) in enumerate(configs):
         p = D.zipf(S_VOCAB, sup, S0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = simulate(p, FullySynthetic(n), 0, runs=runs, seed=args.seed + i, until_collapse=True)
-        te = time.perf_counter() - t0
+        te, ce = time.perf_counter() - t0, time.process_time() - c0
+        eng_cpu += ce
         assert np.all(res.collapse_time >= 1), "a run did not collapse"
         eng_total += te
         gens_total += int(res.collapse_time.sum())
@@ -89,11 +95,13 @@ def main(argv=None) -> None:
         line = (f"{sup:>7} {S0:>6.3f} {n:>4} | {te:>8.3f} {ct.mean():>9.1f} {ct.std(ddof=1) / np.sqrt(runs):>6.1f} | ")
         if pick[i]:
             rng = np.random.default_rng(10_000 + args.seed + i)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ctp = plain_collapse_times(p, n, runs, rng)
-            tp = time.perf_counter() - t0
+            tp, cp = time.perf_counter() - t0, time.process_time() - c0
             plain_total += tp
+            plain_cpu += cp
             eng_on_pick += te
+            eng_cpu_pick += ce
             line += f"{tp:>8.3f} {ctp.mean():>8.1f} | "
         else:
             line += f"{'-':>8} {'-':>8} | "
@@ -101,11 +109,11 @@ def main(argv=None) -> None:
         line += f"{T.diffusion_collapse_time(p, n):>9.1f} {lo:>8.1f}"
         print(line, flush=True)
     print()
-    print(f"engine, whole sweep: {eng_total:.2f} s for {gens_total} run-generations "
-          f"({1e6 * eng_total / gens_total:.2f} us per run-generation)")
-    print(f"plain loop on {int(pick.sum())}/{len(configs)} configurations: {plain_total:.2f} s; "
-          f"engine on the same configurations: {eng_on_pick:.2f} s")
-    print(f"speed-up (equal work): {plain_total / eng_on_pick:.1f}x")
+    print(f"engine, whole sweep: {eng_total:.2f} s wall, {eng_cpu:.2f} s CPU for {gens_total} run-generations "
+          f"({1e6 * eng_cpu / gens_total:.2f} us CPU per run-generation)")
+    print(f"plain loop on {int(pick.sum())}/{len(configs)} configurations: {plain_total:.2f} s wall, "
+          f"{plain_cpu:.2f} s CPU; engine on the same configurations: {eng_on_pick:.2f} s wall, {eng_cpu_pick:.2f} s CPU")
+    print(f"speed-up (equal work): {plain_total / eng_on_pick:.1f}x wall-clock, {plain_cpu / eng_cpu_pick:.1f}x CPU time")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Used by :func:`collapse_lib.simulate.simulate` for the unrecorded generations of
 on its own in compiled code on the counts of its surviving tokens. The multinomial draw
 Multinomial(n, X^(m-1)/n) is made either as a chain of conditional binomials (one per
 survivor; used when there are few survivors) or by picking the n parents uniformly with
-replacement and counting their tokens (O(n); used when more than n/16 tokens survive).
+replacement and counting their tokens (O(n); used when more than n/8 tokens survive).
 In the binomial chain the largest survivor goes first and its count, Binomial(n, c/n),
 is drawn by inverse-cdf lookup in a table of the n+1 binomial cdfs built once per n
 (n <= 1024; binary search on one uniform); with two survivors (most generations before
@@ -52,6 +52,25 @@ def _binomial_cdf_table(n):  # pragma: no cover - compiled
     return tab
 
 
+def _binomial_inversion(m, p):  # pragma: no cover - compiled
+    """Binomial(m, p) by sequential inversion from 0 (fast when m p is small)."""
+    q = 1.0 - p
+    if q <= 0.0:
+        return m
+    r = math.exp(m * math.log(q))
+    ratio = p / q
+    a = (m + 1) * ratio
+    u = np.random.random()
+    x = 0
+    while u > r:
+        u -= r
+        x += 1
+        if x >= m:
+            return m
+        r *= a / x - ratio
+    return x
+
+
 def _kernel(X, nvec, m0, m_stop, seed):  # pragma: no cover - compiled
     np.random.seed(seed)
     tab_n = -1
@@ -73,7 +92,7 @@ def _kernel(X, nvec, m0, m_stop, seed):  # pragma: no cover - compiled
         m = m0
         while a > 1 and m < m_stop:
             m += 1
-            if a * 16 > n:
+            if a * 8 > n:
                 # many survivors: draw the n parents uniformly (O(n) cheap draws)
                 i = 0
                 for t in range(a):
@@ -82,7 +101,7 @@ def _kernel(X, nvec, m0, m_stop, seed):  # pragma: no cover - compiled
                         i += 1
                     cnt[t] = 0
                 for _ in range(n):
-                    cnt[parent[np.random.randint(0, n)]] += 1
+                    cnt[parent[int(np.random.random() * n)]] += 1
             else:
                 # few survivors: chain of conditional binomials (one per survivor but the last).
                 # The largest survivor goes first; its draw is Binomial(n, c/n), taken by
@@ -119,10 +138,12 @@ def _kernel(X, nvec, m0, m_stop, seed):  # pragma: no cover - compiled
                     first = 1
                 for t in range(first, a - 1):
                     c = cnt[t]
-                    if left > 0:
-                        x = np.random.binomial(left, c / rem)
-                    else:
+                    if left == 0:
                         x = 0
+                    elif left * c < 30 * rem:  # mean < 30: inversion beats numba's BTPE
+                        x = _binomial_inversion(left, c / rem)
+                    else:
+                        x = np.random.binomial(left, c / rem)
                     rem -= c
                     left -= x
                     cnt[t] = x
@@ -146,6 +167,7 @@ def _kernel(X, nvec, m0, m_stop, seed):  # pragma: no cover - compiled
 
 if njit is not None:
     _binomial_cdf_table = njit(cache=True, nogil=True)(_binomial_cdf_table)
+    _binomial_inversion = njit(cache=True, nogil=True)(_binomial_inversion)
     wf_until_collapse = njit(cache=True, nogil=True)(_kernel)
 else:  # pragma: no cover
     wf_until_collapse = None

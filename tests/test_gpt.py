@@ -340,3 +340,24 @@ def test_report_reads_and_plots_a_run(tmp_path):
         report.series(res, "fully", "nope")
     with pytest.raises(FileNotFoundError):
         report.load_results(tmp_path / "missing.json")
+
+
+def test_noise_floor_retrains_generation_one(tmp_path):
+    Runner(_tiny_run_config(1), tmp_path, progress=False, log=lambda s: None).run()
+    assert cli_main(["floor", "--out", str(tmp_path), "--replicas", "1"]) == 0
+    res = json.loads((tmp_path / "floor.json").read_text())
+    (row,) = res["replicas"]
+    assert row["l1_to_p1"] > 0  # another seed gives another model
+    with pytest.raises(ValueError, match="no completed"):
+        Runner(_tiny_run_config(1), tmp_path / "empty", progress=False, log=lambda s: None).noise_floor(1)
+
+
+def test_provenance_readme_is_generated_from_the_run(tmp_path):
+    from collapse_lib.gpt.provenance import write_readme
+
+    Runner(_tiny_run_config(2), tmp_path / "run", progress=False, log=lambda s: None).run()
+    readme = write_readme(tmp_path / "run", tmp_path / "dest").read_text()
+    res = json.loads((tmp_path / "dest" / "metrics.json").read_text())
+    last = res["results"]["schemes"]["fully"][-1]
+    assert f"{last['l1_to_p1']:.4f}" in readme and "python -m collapse_lib.gpt run" in readme
+    assert (tmp_path / "dest" / "config.json").exists()

@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=_positive_int)
     b.add_argument("--json", help="also write the results to this JSON file")
 
+    f = sub.add_parser("floor", help="retrain generation 1 with other seeds: the training-noise floor of the drift")
+    f.add_argument("--out", required=True, help="a run directory with completed gen0 and gen1 stages")
+    f.add_argument("--replicas", type=_positive_int, default=2)
+    f.add_argument("--threads", type=_positive_int)
+
     sub.add_parser("corpus", help="build the Shakespeare corpus and print its size, checksum and vocabulary")
     return p
 
@@ -98,6 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=1)
+    elif args.command == "floor":
+        import json as _json
+        from pathlib import Path
+
+        from .runner import RunConfig, Runner
+
+        path = Path(args.out) / "config.json"
+        if not path.is_file():
+            print(f"error: {path} not found", file=sys.stderr)
+            return 2
+        cfg = RunConfig(**_json.loads(path.read_text()))
+        res = Runner(cfg, args.out, progress=False, log=lambda s: print(s, flush=True)).noise_floor(args.replicas)
+        print(f"done: {args.out}/floor.json ({len(res['replicas'])} replicas)")
     elif args.command == "corpus":
         from . import data as D
 

@@ -327,6 +327,36 @@ class Runner:
                  f"val_loss_gen0={met['val_loss_gen0']:.4f} val_loss_real={met['val_loss_real']:.4f}")
         return ck
 
+    def noise_floor(self, replicas: int = 2) -> dict:
+        """Retrain generation 1 on the same real set with ``replicas`` other seeds and measure
+        their drift from ``p^(1)`` and ``p^(0)``: the part of ``||p^(m) - p^(1)||_1`` that comes
+        from training randomness (initialisation, batch order) rather than from resampling.
+        Needs a run directory whose ``gen0`` and ``gen1`` stages are complete; writes
+        ``floor.json`` there."""
+        if replicas < 1:
+            raise ValueError(f"replicas must be >= 1, got {replicas}")
+        ck0, ck1 = self._load("gen0"), self._load("gen1")
+        if ck0 is None or ck1 is None:
+            raise ValueError(f"{self.out} has no completed gen0/gen1 stages: run the experiment first")
+        text = D.load_corpus_text() if self.cfg.corpus_chars == D.TARGET_CHARS else D.build_corpus_text(
+            target_chars=self.cfg.corpus_chars)
+        ref = {"real_val": D.train_val_split(self.tok.encode(text), 0.1)[1], "contexts": ck0["contexts"],
+               "heldout": ck0["heldout"], "p0": ck0["p0"], "p1": ck1["p1"]}
+        rows = []
+        for r in range(1, replicas + 1):
+            stage = f"floor/gen1_r{r}"
+            seed = stage_seed(self.cfg.seed, stage)
+            t0 = time.perf_counter()
+            model, _ = self._train(seed, ck0["real"].long(), self.cfg.train.max_iters, stage)
+            met, _ = self._metrics(model, ref, _gen(seed))
+            met.update(replica=r, train_s=time.perf_counter() - t0)
+            rows.append(met)
+            self.log(f"{stage}: l1_to_p1={met['l1_to_p1']:.4f} l1_to_p0={met['l1_to_p0']:.4f}")
+        out = {"config": self.cfg.to_dict(), "environment": environment(), "replicas": rows,
+               "gen1": ck1["metrics"]}
+        (self.out / "floor.json").write_text(json.dumps(out, indent=1))
+        return out
+
     def _ensure_synth(self, stage: str, ck: dict) -> dict:
         """Add the synthetic sample to a checkpoint saved as a last generation (run extended with
         more generations). The stage generator is restored from the checkpoint's RNG state, which

@@ -251,6 +251,8 @@ def _hist(ax, run: SchemeRun, generations: int) -> None:
         ax.hist(t, bins=20, color=RUN_COLOR, edgecolor="0.3", lw=0.5)
         ax.axvline(t.mean(), color=MEAN_COLOR, lw=2, label=f"mean {t.mean():.0f}")
         ax.legend(fontsize=8)
+    if run.scheme not in _ABSORBING:
+        ax.set_xlim(0, generations)
     word = "absorbed" if run.scheme in _ABSORBING else "hit a Dirac mass"
     ax.set_title(f"{run.collapsed_fraction:.0%} of runs {word}", fontsize=9)
     ax.set_xlabel("collapse time $T$")

@@ -60,4 +60,6 @@ def driver():
 @pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):  # pages may have been renamed or removed
+        old.unlink()
     return SCREENSHOTS
