@@ -184,3 +184,13 @@ def test_helpers_reject_bad_input():
         ps.figure5(P52, ns=())
     with pytest.raises(ValueError):
         ps.figure6([])
+
+
+def test_stationary_drift_matches_predictor_and_rejects_bad_input():
+    d, d_se, res = ps.stationary_drift(P52, 100, 100, runs=50, window=10, seed=4)
+    assert res.drift_first.shape[0] == 50 and d_se > 0
+    assert abs(d - ps.drift_l1_gaussian(P52, 100, 100, 10**9)) < 0.1 * d  # Gaussian predictor within 10%
+    with pytest.raises(ValueError):
+        ps.stationary_drift(P52, 100, 0)
+    with pytest.raises(ValueError):
+        ps.stationary_drift(P52, 100, 10, runs=1)

@@ -83,6 +83,18 @@ def write_readme(run_dir: str | Path, dest: str | Path) -> Path:
         vals = ", ".join(f"{r['l1_to_p1']:.4f}" for r in fl["replicas"])
         lines += ["## Training-noise floor", "",
                   f"Generation 1 retrained on the same real set with other seeds: L1 to p^(1) = {vals}.", ""]
+    if (dest / "bench.json").exists():
+        b = json.loads((dest / "bench.json").read_text())
+        sm, tr = b["sampler"], b["training"]
+        lines += ["## Benchmark (`bench.json`)", "",
+                  f"Same model (the configuration above), batch {sm['batch']}, {sm['new_tokens_per_stream']} new tokens per "
+                  f"stream, re-window rule keep = {sm['keep']} for both samplers (identical tokens: "
+                  f"{sm['identical_tokens_fraction']:.3f}), torch threads {b['environment']['torch_threads']}:", "",
+                  f"- KV cache: {sm['cached_tokens_per_s']:,.0f} tokens/s; full recomputation of the window at every step: "
+                  f"{sm['naive_tokens_per_s']:,.0f} tokens/s; speed-up **{sm['speedup']:.1f}x**",
+                  f"- nanoGPT's rule (always recompute the last {sm['block_size']} tokens): "
+                  f"{sm['naive_nanogpt_crop_tokens_per_s']:,.0f} tokens/s, {sm['speedup_vs_nanogpt_crop']:.1f}x slower than the cached sampler",
+                  f"- training: {tr['tokens_per_s']:,.0f} tokens/s at batch {tr['batch_size']} ({tr['params']:,} parameters)", ""]
     out = dest / "README.md"
     out.write_text("\n".join(lines))
     return out

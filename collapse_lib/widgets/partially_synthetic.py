@@ -48,6 +48,7 @@ __all__ = [
     "drift_l1_bound",
     "drift_l1_gaussian",
     "safe_synthetic_samples",
+    "stationary_drift",
     "l1_tail_exact",
     "sigma_drift_panels",
     "figure5",
@@ -151,6 +152,25 @@ def safe_synthetic_samples(p, N: int, eps: float, heuristic: bool = False) -> fl
     if r * (2 * N + 1) >= 1.0:
         return math.inf
     return float(math.floor(r * N**2 / (1.0 - r * (2 * N + 1)) + 1e-9))
+
+
+def stationary_drift(p, N: int, n: int, runs: int = 200, window: int = 20, seed=0) -> tuple[float, float, SimulationResult]:
+    """Measured stationary drift E||p^(m) - p^(1)||_1: (mean, standard error, simulation result).
+
+    Runs `runs` chains for burn + `window` generations, where burn = ceil(5 / (1 - beta)) + 1
+    makes beta^burn < e^-5 (the transient of Theorem 2 is over), averages each run's drift over
+    the last `window` generations and returns the mean over runs and its Monte Carlo standard
+    error (runs are independent; generations within a run are not, hence the per-run average).
+    """
+    N = _check_int("N", N, 1)
+    n = _check_int("n", n, 1)
+    runs = _check_int("runs", runs, 2)
+    window = _check_int("window", window, 1)
+    _, beta = theory.partially_synthetic_alpha_beta(N, n)
+    burn = int(math.ceil(5.0 / (1.0 - beta))) + 1
+    res = simulate(p, PartiallySynthetic(N, n), burn + window, runs, seed=seed)
+    per_run = res.drift_first[:, burn + 1:].mean(axis=1)
+    return float(per_run.mean()), float(per_run.std(ddof=1) / math.sqrt(runs)), res
 
 
 def l1_tail_exact(p, n: int, eps, max_states: int = 2_000_000) -> np.ndarray:
