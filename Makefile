@@ -6,10 +6,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
-export MPLBACKEND := Agg
 
 .PHONY: help venv book test unit nbval notebooks-clean book-check strip lab clean bench
-.PHONY: assignments grade
+.PHONY: assignments grade test-site colab-cells pdf
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -25,9 +24,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install requirements.txt and collapse_lib
 
-# The notebook kernels must draw inline: under the exported Agg backend the pages get no figures.
 book: $(STAMP)  ## build the HTML book into _build/html (notebooks executed, warnings are errors)
-	MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "Open _build/html/index.html in a browser."
 
 test: $(STAMP)  ## unit tests, notebooks through nbval, output check, and the book build
@@ -42,7 +40,7 @@ nbval: $(STAMP)  ## only run the chapter notebooks through nbval
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
 
 strip: $(STAMP)  ## remove outputs and execution counts from the committed notebooks
-	$(BIN)/nbstripout --keep-metadata-keys "" $(NOTEBOOKS)
+	$(BIN)/nbstripout $(NOTEBOOKS)
 
 lab: $(STAMP)  ## open the chapters in JupyterLab
 	$(BIN)/jupyter lab chapters/
@@ -68,5 +66,5 @@ colab-cells: $(STAMP)  ## insert/refresh the hidden Colab/Binder set-up cell in 
 	$(BIN)/python tools/colab_setup_cell.py
 
 pdf: $(STAMP)  ## the whole book on one page (_build/singlehtml) and as a PDF (_build/pdf/book.pdf), via headless Chromium
-	MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter-book build . --builder singlehtml -W -n --keep-going
+	$(BIN)/jupyter-book build . --builder singlehtml -W -n --keep-going
 	$(BIN)/python tools/print_pdf.py

@@ -281,10 +281,20 @@ class _SourceBuilder:
 
     # -- cells ---------------------------------------------------------------
     def add_markdown(self, cell: NotebookNode) -> None:
-        statement: list[str] = []
+        statement: list[str] = []   # exercise statements and ordinary prose of this cell
+        answer: list[str] = []      # prose inside a gated solution
+
+        def flush() -> None:
+            self._flush_statement(statement, cell)
+            if answer:
+                self._answer(self.gated_solution or self._owner("solution"), "\n".join(answer))
+            statement.clear()
+            answer.clear()
+
         for block in _split_blocks(cell.source):
             name = block.name
             if name in ("exercise", "exercise-start"):
+                flush()
                 label = block.options.get("label") or f"{self.name}-exercise-{len(self.exercises) + 1}"
                 ex = self._exercise(label)
                 ex.title = _ROLE.sub(_role, block.arg)
@@ -297,22 +307,19 @@ class _SourceBuilder:
             elif name == "exercise-end":
                 continue
             elif name == "solution":
-                self._flush_statement(statement, cell)
-                statement = []
+                flush()
                 self._answer(block.arg.strip() or self._owner("solution"), jupyter_markdown(block.body))
             elif name == "solution-start":
-                self._flush_statement(statement, cell)
-                statement = []
+                flush()
                 self.gated_solution = block.arg.strip() or self._owner("solution")
             elif name == "solution-end":
-                self._flush_statement(statement, cell)
-                statement = []
+                flush()
                 self.gated_solution = None
             elif self.gated_solution is not None:
-                self._answer(self.gated_solution, jupyter_markdown(block.text))
+                answer.append(jupyter_markdown(block.text))
             else:
                 statement.append(jupyter_markdown(block.text))
-        self._flush_statement(statement, cell)
+        flush()
 
     def _flush_statement(self, parts: list[str], template: NotebookNode) -> None:
         text = "\n".join(parts).strip("\n")

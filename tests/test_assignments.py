@@ -60,7 +60,8 @@ def synthetic_chapter() -> nbformat.NotebookNode:
              "    ### END SOLUTION", metadata=_nbg("ex-syn-square-solution", grade=False, solution=True)),
         code("assert square(3) == 9\n### BEGIN HIDDEN TESTS\nassert square(-2) == 4  # HIDDEN-MARKER\n"
              "### END HIDDEN TESTS", metadata=_nbg("ex-syn-square-tests", grade=True, solution=False, points=2)),
-        md("PROSE-ANSWER-MARKER: integer multiplication is exact."),
+        md("PROSE-ANSWER-MARKER: integer multiplication is exact,\n```{math}\n3 \\cdot 3 = 9\n```\n"
+           "so the test is exact."),
         code("print([square(k) for k in range(4)])  # DEMO-MARKER"),
         md("```{solution-end}\n```"),
         md("```{exercise} Cubes\n:label: ex-syn-cube\nWrite `cube(x)`.\n```"),
@@ -115,6 +116,8 @@ def test_build_lays_out_an_nbgrader_course(course):
     assert [e.label for e in ex] == ["ex-syn-derive", "ex-syn-square", "ex-syn-cube", "ex-syn-open"]
     assert [e.points for e in ex] == [0, 2, 3, 0]
     assert [e.kind for e in ex] == ["written", "autograded + written", "autograded", "written"]
+    assert ex[1].answer_ids == ["ex-syn-square-answer"]    # one answer cell for one prose cell
+    assert ex[1].solution_ids == ["ex-syn-square-solution", "ex-syn-square-code"]
 
 
 def test_student_version_has_no_solutions(course):

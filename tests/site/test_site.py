@@ -173,6 +173,23 @@ def test_chapters_show_their_figures(site: Path) -> None:
     assert not empty, f"chapter pages without any figure: {empty}"
 
 
+def test_launch_buttons_follow_the_repository_setting(site: Path) -> None:
+    """Each chapter page links to Binder and Colab for its notebook in `repository.url`."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    url, branch = config["repository"]["url"].rstrip("/"), config["repository"].get("branch", "main")
+    owner_repo, launch = urlsplit(url).path.strip("/"), config["launch_buttons"]
+    missing = []
+    for docname in DOCNAMES:
+        page = site / f"{docname}.html"
+        if not docname.startswith("chapters/") or not page.is_file():
+            continue
+        links = parse(page).links
+        colab = f"{launch['colab_url'].rstrip('/')}/github/{owner_repo}/blob/{branch}/{docname}.ipynb"
+        binder = f"{launch['binderhub_url'].rstrip('/')}/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/{docname}.ipynb"
+        missing += [f"{docname}: {want}" for want in (colab, binder) if want not in links]
+    assert not missing, "launch links missing:\n" + "\n".join(missing)
+
+
 def test_citations_resolve(site: Path) -> None:
     """Citations link into a non-empty bibliography (anchors are checked by the link test)."""
     bib = site / "bibliography.html"
