@@ -29,6 +29,7 @@ book: $(STAMP)  ## build the HTML book into _build/html (notebooks executed, war
 	@echo "Open _build/html/index.html in a browser."
 
 test: $(STAMP)  ## unit tests, notebooks through nbval, output check, and the book build
+	$(BIN)/python tools/colab_setup_cell.py --check
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
 	$(MAKE) book

@@ -118,6 +118,8 @@ def _split_blocks(source: str) -> list[_Block]:
     i = 0
     while i < len(lines):
         m = _OPEN.match(lines[i])
+        if m and m.group("fence")[0] == "`" and "`" in m.group("info"):
+            m = None                # CommonMark: no backtick in a backtick fence's info string
         if not m:
             text.append(lines[i])
             i += 1
