@@ -152,39 +152,30 @@ class RecentModels:
 
 
 @dataclass(frozen=True)
-class RandomPool:
+class _SampleSizeScenario:
+    """Common part of the scenarios described by one sample size n (and a decoding)."""
+
+    n: int
+    decoding: Decoding | None = None
+
+    def __post_init__(self):
+        _pos_int("n", self.n)
+        _check_decoding(self.decoding)
+
+
+@dataclass(frozen=True)
+class RandomPool(_SampleSizeScenario):
     """Each of n samples from a generation drawn uniformly from {0..m-1} (paper Sec. 9.2)."""
 
-    n: int
-    decoding: Decoding | None = None
-
-    def __post_init__(self):
-        _pos_int("n", self.n)
-        _check_decoding(self.decoding)
-
 
 @dataclass(frozen=True)
-class Accumulate:
+class Accumulate(_SampleSizeScenario):
     """Keep all data; add n samples of the current model per generation (Gerstgrasser et al. 2024)."""
 
-    n: int
-    decoding: Decoding | None = None
-
-    def __post_init__(self):
-        _pos_int("n", self.n)
-        _check_decoding(self.decoding)
-
 
 @dataclass(frozen=True)
-class AccumulateSubsample:
+class AccumulateSubsample(_SampleSizeScenario):
     """Accumulate a pool, train on a random subset of size n of it (Kazdan et al. 2024)."""
-
-    n: int
-    decoding: Decoding | None = None
-
-    def __post_init__(self):
-        _pos_int("n", self.n)
-        _check_decoding(self.decoding)
 
 
 @dataclass(frozen=True)
