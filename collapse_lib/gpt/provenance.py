@@ -34,7 +34,7 @@ def write_readme(run_dir: str | Path, dest: str | Path) -> Path:
     lines = [
         "# GPT recursive-training results (Figure 3 of Seddik et al., 2024)",
         "",
-        "Produced by `collapse_lib.gpt` (chapter 8 of the course). Reproduce with",
+        "Produced by `collapse_lib.gpt` (chapter 9 of the course). Reproduce with",
         "",
         "```",
         "python -m collapse_lib.gpt run --out runs/gpt_full --threads 1   # resumable: rerun the same command",
