@@ -55,6 +55,11 @@ __all__ = [
     "diffusion_collapse_time",
     "exact_collapse_time",
     "exact_collapse_probability",
+    "collapse_tail_rate",
+    "collapse_time_survival",
+    "exact_collapse_time_moments",
+    "expected_surviving_tokens",
+    "expected_max_collapse_time",
 ]
 
 C0 = math.e**3 / (2 * math.pi)  # ~ 3.197
@@ -557,3 +562,124 @@ def exact_collapse_probability(p, n: int, m, max_states: int = 20000):
         rho[j] = v[absorbed]
     out = rho[m_arr]
     return out if np.ndim(m) else float(out)
+
+
+# ----------------------------------------------------------------------------- the law of T (course)
+def collapse_tail_rate(n: int) -> float:
+    """Geometric rate of the tail of the collapse time: P(T > m)^(1/m) -> 1 - 1/n (fully synthetic).
+
+    Derivation (course): eq. (7) squeezes P(T > m) = 1 - rho_m, m >= 1, between
+    (1 - S0)(1 - 1/n)^m / (1 - 1/support) and n (1 - S0)(1 - 1/n)^m; both sides decay like
+    (1 - 1/n)^m, so the tail is geometric with rate exactly 1 - 1/n whatever p (S0 < 1).
+    Equivalently, the heterozygosity H(x) = 1 - sum_i x_i^2 satisfies E[H(p^(m)) | p^(m-1)] =
+    (1 - 1/n) H(p^(m-1)) (eq. (14)), vanishes on the Dirac masses and is positive on every other
+    state: it is a positive eigenvector of the transient block of the chain, whose spectral radius
+    is therefore 1 - 1/n (Perron-Frobenius). The exact ratio P(T > m + 1) / P(T > m) from
+    :func:`collapse_time_survival` converges to this value (tested).
+    """
+    n = _pos_int("n", n)
+    return 1.0 - 1.0 / n
+
+
+def collapse_time_survival(p, n: int, m_max: int, max_states: int = 20000) -> np.ndarray:
+    """Exact law of T (fully synthetic): the array P(T > m) for m = 0, 1, ..., m_max.
+
+    P(T > 0) = 1 (T >= 1 by definition) and, because Dirac masses absorb, P(T > m) = 1 - rho_m
+    for m >= 1: the mass that the law of the first draw, pushed forward m - 1 times by the lumped
+    chain (as in :func:`exact_collapse_probability`), leaves on non-Dirac states. The probability mass
+    function is ``-np.diff(survival)``: P(T = m) = P(T > m - 1) - P(T > m).
+    """
+    n = _pos_int("n", n)
+    m_max = _pos_int("m_max", m_max)
+    v, M, absorbed, k = _first_draw(p, n, max_states)
+    out = np.zeros(m_max + 1)
+    out[0] = 1.0
+    if k == 1:
+        return out
+    alive = np.ones(M.shape[0], dtype=bool)
+    alive[absorbed] = False
+    for j in range(1, m_max + 1):  # summing the transient mass keeps full relative precision in the tail
+        out[j] = float(v[alive].sum())
+        if j < m_max:
+            v = v @ M
+    return out
+
+
+def exact_collapse_time_moments(p, n: int, max_states: int = 20000) -> tuple[float, float]:
+    """Exact (E[T], Var[T]) for the fully synthetic chain, from the lumped Markov chain.
+
+    With tau(x) the absorption time from a state x of generation 1 and Q the transient block,
+    h = E[tau] solves (I - Q) h = 1 and h2 = E[tau^2] solves (I - Q) h2 = 1 + 2 Q h (one step,
+    then tau = 1 + tau'; the fundamental-matrix identity E[tau^2] = (2 (I-Q)^-1 - I) h of
+    Kemeny and Snell). T = 1 + tau(p^(1)), so E[T] = 1 + v.h and Var T = v.h2 - (v.h)^2 with v
+    the law of the first draw. Raises ValueError above ``max_states`` count vectors.
+    """
+    n = _pos_int("n", n)
+    v1, M, absorbed, k = _first_draw(p, n, max_states)
+    if k == 1:
+        return 1.0, 0.0
+    trans = np.array([i for i in range(M.shape[0]) if i != absorbed], dtype=np.int64)
+    Q = M[np.ix_(trans, trans)]
+    lu = np.eye(trans.size) - Q
+    h = np.linalg.solve(lu, np.ones(trans.size))
+    h2 = np.linalg.solve(lu, 1.0 + 2.0 * (Q @ h))
+    w = v1[trans]
+    mean_tau, second_tau = float(w @ h), float(w @ h2)
+    return 1.0 + mean_tau, max(second_tau - mean_tau**2, 0.0)
+
+
+def expected_surviving_tokens(p, n: int, m, max_n: int = 2000):
+    """Exact E[#{i : p_i^(m) > 0}], the number of tokens still alive at generation m (fully synthetic).
+
+    Lumping token i against all the others gives a two-type Wright-Fisher chain on the count
+    k in {0..n} of token i, with binomial transitions P[k, j] = Bin(j; n, k/n) and first draw
+    Bin(n, p_i). Token i is alive at generation m >= 1 unless that chain sits at 0, so
+    E[alive at m] = sum_i (1 - P(count_i^(m) = 0)); at m = 0 it is the support of p. At m = 1
+    this is sum_i [1 - (1 - p_i)^n]. Costs O(#distinct p_i * n^2) per generation; ``n`` above
+    ``max_n`` is refused with ValueError.
+    """
+    n = _pos_int("n", n)
+    max_n = _pos_int("max_n", max_n)
+    if n > max_n:
+        raise ValueError(f"n={n} > max_n={max_n}: the (n+1) x (n+1) transition matrix is too large")
+    p = validate(p)
+    m_arr = _m_array(m)
+    vals, mult = np.unique(p[p > 0], return_counts=True)
+    M = int(m_arr.max()) if m_arr.size else 0
+    seq = np.empty(M + 1)
+    seq[0] = float(mult.sum())
+    k = np.arange(n + 1)
+    P = binom.pmf(k[None, :], n, k[:, None] / n)
+    V = binom.pmf(k[None, :], n, vals[:, None])  # law of the count of each distinct p_i at m = 1
+    for j in range(1, M + 1):
+        seq[j] = float(mult @ (1.0 - V[:, 0]))
+        if j < M:
+            V = V @ P
+    out = seq[m_arr]
+    return out if np.ndim(m) else float(out)
+
+
+def expected_max_collapse_time(p, n: int, c: int, max_states: int = 20000, tol: float = 1e-10) -> float:
+    """Exact E[max_j T_j] for c independent contexts with the same p and n (fully synthetic).
+
+    E[max_j T_j] = sum_{m >= 0} P(max_j T_j > m) = sum_{m >= 0} [1 - (1 - P(T > m))^c], with P(T > m)
+    from the exact chain. The sum is cut when the remaining terms, at most
+    c P(T > m) n / (1 - ...) by the geometric tail (:func:`collapse_tail_rate`), fall below ``tol``.
+    For c = 1 it is :func:`exact_collapse_time`.
+    """
+    n = _pos_int("n", n)
+    c = _pos_int("c", c)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    v, M, absorbed, k = _first_draw(p, n, max_states)
+    if k == 1:
+        return 1.0
+    alive = np.ones(M.shape[0], dtype=bool)
+    alive[absorbed] = False
+    total = 1.0  # m = 0: T >= 1
+    while True:
+        surv = float(v[alive].sum())
+        total += float(-np.expm1(c * np.log1p(-surv))) if surv < 1.0 else 1.0
+        if c * surv * n < tol:
+            return total
+        v = v @ M

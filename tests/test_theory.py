@@ -290,3 +290,94 @@ def test_eq11_max_synthetic_samples():
 def test_theory_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ----------------------------------------------------------------------------- the law of T (course)
+def test_collapse_time_moments_two_tokens_n2_by_hand():
+    """n = 2: T - 1 is 0 w.p. S0, else geometric with mean 2 and variance 2 (collapse w.p. 1/2 per step)."""
+    for p in (np.array([0.5, 0.5]), np.array([0.7, 0.2, 0.1])):
+        S0 = float(p @ p)
+        mean, var = T.exact_collapse_time_moments(p, 2)
+        assert mean == pytest.approx(1 + 2 * (1 - S0), rel=1e-12)
+        assert var == pytest.approx(6 * (1 - S0) - 4 * (1 - S0) ** 2, rel=1e-12)
+        assert mean == pytest.approx(T.exact_collapse_time(p, 2), rel=1e-12)
+    assert T.exact_collapse_time_moments(np.array([0.0, 1.0]), 7) == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("p,n", [(np.array([0.5, 0.3, 0.2]), 10), (np.array([0.4, 0.3, 0.2, 0.1]), 6)])
+def test_collapse_time_law_matches_simulation(p, n):
+    R = 20_000
+    res = S.simulate(p, S.FullySynthetic(n), generations=0, runs=R, seed=[71, n], until_collapse=True)
+    t = res.collapse_time.astype(float)
+    mean, var = T.exact_collapse_time_moments(p, n)
+    _assert_mc(t.mean(), t.std(ddof=1) / math.sqrt(R), mean)
+    se_var = math.sqrt(np.mean((t - t.mean()) ** 4) - t.var(ddof=1) ** 2) / math.sqrt(R)
+    _assert_mc(t.var(ddof=1), se_var, var)
+    # a plausible wrong answer, the geometric law with the same mean, is rejected
+    wrong = (mean - 1) * mean
+    assert abs(t.var(ddof=1) - wrong) > K_SE * se_var
+    # distribution: P(T > m) at a few m, binomial SE
+    surv = T.collapse_time_survival(p, n, 5 * n)
+    for m in (1, n // 2, n, 3 * n):
+        f = float(np.mean(t > m))
+        _assert_mc(f, math.sqrt(surv[m] * (1 - surv[m]) / R), surv[m])
+
+
+def test_collapse_time_survival_within_eq7_and_tail_rate():
+    p, n = np.array([0.5, 0.3, 0.2]), 10
+    surv = T.collapse_time_survival(p, n, 400)
+    assert surv[0] == 1.0 and np.all(np.diff(surv) <= 1e-15)
+    lo, hi = T.collapse_probability_bounds(np.arange(1, 401), n, float(p @ p), 3)
+    assert np.all(1 - hi <= surv[1:] + 1e-12) and np.all(surv[1:] <= 1 - lo + 1e-12)
+    ratio = surv[301] / surv[300]
+    assert ratio == pytest.approx(T.collapse_tail_rate(n), abs=1e-6)
+    assert abs(ratio - (1 - 1 / (n + 1))) > 1e-3  # a neighbouring rate is distinguishable
+    pmf = -np.diff(surv)
+    assert np.all(pmf >= -1e-15) and pmf.sum() == pytest.approx(1 - surv[-1], abs=1e-12)
+    assert T.collapse_tail_rate(1) == 0.0
+
+
+def test_expected_surviving_tokens_exact_and_simulated():
+    p = D.zipf(40, 30, 0.1)
+    n = 20
+    ms = np.array([0, 1, 2, 5, 20, 60])
+    exact = T.expected_surviving_tokens(p, n, ms)
+    assert exact[0] == 30
+    assert exact[1] == pytest.approx(np.sum(1 - (1 - p) ** n), rel=1e-12)
+    assert np.all(np.diff(exact) < 0)
+    res = S.simulate(p, S.FullySynthetic(n), generations=int(ms.max()), runs=5000, seed=72)
+    mean, se = _mean_se(res.support_size[:, ms])
+    _assert_mc(mean[1:], se[1:], exact[1:])
+    # two tokens lumped: a token is alive unless the binomial chain has hit 0
+    x = np.array([0.3, 0.7])
+    e2 = T.expected_surviving_tokens(x, 5, 3)
+    rho = T.exact_collapse_probability(x, 5, 3)
+    assert e2 == pytest.approx(2 - rho, rel=1e-12)
+
+
+def test_expected_max_collapse_time():
+    p, n = np.array([0.5, 0.3, 0.2]), 8
+    assert T.expected_max_collapse_time(p, n, 1) == pytest.approx(T.exact_collapse_time(p, n), rel=1e-8)
+    c, R = 20, 3000
+    res = S.simulate(p, S.FullySynthetic(n), generations=0, runs=c * R, seed=73, until_collapse=True)
+    mx = res.collapse_time.reshape(R, c).max(axis=1)
+    exact = T.expected_max_collapse_time(p, n, c)
+    _assert_mc(mx.mean(), mx.std(ddof=1) / math.sqrt(R), exact)
+    assert T.expected_max_collapse_time(p, n, 2 * c) > exact
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: T.collapse_tail_rate(0), "n must be"),
+        (lambda: T.collapse_time_survival([0.5, 0.5], 4, 0), "m_max must be"),
+        (lambda: T.exact_collapse_time_moments([0.5, 0.6], 4), "sum to 1"),
+        (lambda: T.expected_surviving_tokens([0.5, 0.5], 3000, 1), "max_n"),
+        (lambda: T.expected_surviving_tokens([0.5, 0.5], 4, -1), "generation m"),
+        (lambda: T.expected_max_collapse_time([0.5, 0.5], 4, 0), "c must be"),
+        (lambda: T.expected_max_collapse_time([0.5, 0.5], 4, 2, tol=0), "tol must be"),
+    ],
+)
+def test_law_of_T_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
