@@ -24,7 +24,7 @@ preprocessors) removes it:
 * locked autograder test cells are kept; hidden test regions
   (``### BEGIN HIDDEN TESTS``) are removed from the student version.
 
-Command line: ``python -m collapse_lib.assignments [--out DIR]``; ``--table``
+Command line: ``python -m course_tools.assignments [--out DIR]``; ``--table``
 prints the exercise table of ``instructors.md`` and ``--update-page`` rewrites
 it in place.
 """
@@ -52,7 +52,7 @@ EXERCISES_HEADING = "## Exercises"
 #: ``metadata.exercise.minutes``: autograded (code) and written exercises.
 MINUTES_AUTOGRADED = 20
 MINUTES_WRITTEN = 30
-TABLE_BEGIN = "<!-- BEGIN EXERCISE TABLE (generated: python -m collapse_lib.assignments --update-page) -->"
+TABLE_BEGIN = "<!-- BEGIN EXERCISE TABLE (generated: python -m course_tools.assignments --update-page) -->"
 TABLE_END = "<!-- END EXERCISE TABLE -->"
 ASSIGNMENT_METADATA_KEY = "collapse_assignment"
 
@@ -504,7 +504,7 @@ def assignment_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 NBGRADER_CONFIG = '''\
-# nbgrader configuration of the generated course directory (made by collapse_lib.assignments).
+# nbgrader configuration of the generated course directory (made by course_tools.assignments).
 # Usage from this directory:  nbgrader generate_assignment 02_fully_synthetic --force
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = "."
@@ -575,7 +575,7 @@ def update_page(page: Path = INSTRUCTORS_PAGE, chapters_dir: Path = CHAPTERS_DIR
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m collapse_lib.assignments",
+        prog="python -m course_tools.assignments",
         description="Build nbgrader source (instructor) and release (student) notebooks "
                     "from the chapters' exercise sections.")
     parser.add_argument("--chapters", type=Path, default=CHAPTERS_DIR, help="chapter notebooks folder")
