@@ -30,6 +30,7 @@ import numpy as np
 from scipy.special import gammaln, xlogy
 from scipy.stats import binom
 
+from ._validate import InvalidArgument, check_memory, choice, int_array, integer, real, real_array
 from .distributions import validate
 
 __all__ = [
@@ -67,25 +68,29 @@ C1 = 6 * math.e / math.pi**1.5  # ~ 2.929
 
 
 # ----------------------------------------------------------------------------- checks
+# Argument checks follow the contract of collapse_lib._validate: InvalidArgument (a
+# ValueError; also a TypeError for wrong types) naming the argument; integers may be given
+# as exactly integral floats, never truncated.
 def _pos_int(name: str, v) -> int:
-    if isinstance(v, bool) or int(v) != v or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
+    return integer(name, v, minimum=1)
 
 
 def _m_array(m, minimum: int = 0):
-    arr = np.asarray(m)
-    if np.any(arr != np.round(arr)) or np.any(arr < minimum):
-        raise ValueError(f"generation m must be an integer >= {minimum}, got {m!r}")
-    return arr.astype(np.int64)
+    return int_array("m", m, minimum, label="generation m")
 
 
 def _check_S0(S0: float, support: int | None = None) -> float:
-    if not (np.isfinite(S0) and 0 < S0 <= 1):
-        raise ValueError(f"S0 must be in (0, 1], got {S0}")
+    S0 = real("S0", S0, 0.0, 1.0, low_open=True)
     if support is not None and S0 < 1.0 / support - 1e-12:
-        raise ValueError(f"S0={S0} < 1/support={1.0 / support:.6g} is impossible")
-    return float(S0)
+        raise InvalidArgument(f"S0={S0} < 1/support={1.0 / support:.6g} is impossible")
+    if support is not None and support >= 2 and S0 >= 1.0:
+        raise InvalidArgument(f"S0=1 is a Dirac mass, impossible with support={support} >= 2")
+    return S0
+
+
+def _exp_or_inf(logv: float) -> float:
+    """exp(logv), inf above the float range (a vacuous bound), 0 for logv = -inf."""
+    return math.exp(logv) if logv < 709.0 else math.inf
 
 
 # ----------------------------------------------------------------------------- Theorem 1
@@ -114,7 +119,7 @@ def collapse_probability_bounds(m, n: int, S0: float, support: int):
     n = _pos_int("n", n)
     support = _pos_int("support", support)
     if support < 2:
-        raise ValueError("support must be >= 2 (a Dirac p^(0) has collapsed already)")
+        raise InvalidArgument("support must be >= 2 (a Dirac p^(0) has collapsed already)")
     S0 = _check_S0(S0, support)
     m = _m_array(m, minimum=1)
     q = (1.0 - S0) * (1.0 - 1.0 / n) ** m
@@ -132,7 +137,7 @@ def collapse_time_bounds(n: int, S0: float, support: int) -> tuple[float, float]
     n = _pos_int("n", n)
     support = _pos_int("support", support)
     if support < 2:
-        raise ValueError("support must be >= 2")
+        raise InvalidArgument("support must be >= 2")
     S0 = _check_S0(S0, support)
     lower = 1.0 + (1.0 - S0) * (n - 1) / (1.0 - 1.0 / support)
     upper = 1.0 + (1.0 - S0) * n * (n - 1)
@@ -176,6 +181,9 @@ def partially_synthetic_S_recursion(m, N: int, n: int, S0: float):
     S1 = 1 / N + (1 - 1 / N) * S0
     const = (1 - alpha**2) * S1 + alpha**2 / n
     M = int(m_arr.max()) if m_arr.size else 0
+    if M > 10**7:
+        raise InvalidArgument(f"m={M}: the recursion is iterated step by step (m <= 1e7); "
+                              "use partially_synthetic_S (closed form) for larger m")
     seq = np.empty(max(M, 1) + 1)
     seq[0] = S0
     seq[1] = S1
@@ -232,9 +240,9 @@ def phi(x):
 
     Written as phi = 2 artanh(y)/y with y = 1 - 2x (stable near x = 1/2); phi(0) = inf.
     """
-    x = np.asarray(x, dtype=float)
-    if np.any(~np.isfinite(x)) or np.any(x < 0) or np.any(x > 0.5):
-        raise ValueError("phi is defined on [0, 1/2]")
+    x = real_array("x", x)
+    if np.any(x < 0) or np.any(x > 0.5):
+        raise InvalidArgument("x must be in [0, 1/2] (phi is defined on [0, 1/2])")
     y = 1.0 - 2.0 * x
     with np.errstate(divide="ignore", invalid="ignore"):
         val = np.where(np.abs(y) < 1e-6, 2.0 * (1.0 + y**2 / 3.0), 2.0 * np.arctanh(y) / np.where(y == 0, 1.0, y))
@@ -263,17 +271,22 @@ def pi_p(p, denominator: int | None = None, max_support: int = 40) -> float:
     vals = p[p > 0]
     if denominator is not None:
         n = _pos_int("denominator", denominator)
+        check_memory("denominator", 3.0 * (n + 1), f"the subset-sum table over 0..{n}")
         counts = np.rint(vals * n).astype(np.int64)
         if np.any(np.abs(counts - vals * n) > 1e-6):
-            raise ValueError("p is not of the form counts/denominator")
+            raise InvalidArgument("p is not of the form counts/denominator")
         reach = np.zeros(n + 1, dtype=bool)
         reach[0] = True
         for c in counts:
             reach[c:] |= reach[: n + 1 - c].copy()
         best = max(i for i in range(n // 2 + 1) if reach[i])
         return best / n
+    max_support = _pos_int("max_support", max_support)
+    if vals.size <= max_support:
+        check_memory("max_support", 40.0 * 2.0 ** ((vals.size + 1) // 2),
+                     f"meet-in-the-middle over a support of {vals.size} tokens")
     if vals.size > max_support:
-        raise ValueError(
+        raise InvalidArgument(
             f"pi_p: support {vals.size} > max_support={max_support} (exact search is exponential); "
             "pass denominator=n for an empirical distribution counts/n"
         )
@@ -299,9 +312,28 @@ def lemma1_G(n: int, s: int, form: str = "10") -> float:
     integer arguments (10) and (13) always agree (tested). G is not continuous at the
     boundaries (e.g. the middle expression at s just below C0 n/e + 2 is not equal to
     C1 s e^{C0 n/(2e)}).
-    Computed in log space; may return inf for huge s (2^s overflow).
+    Computed in log space; returns inf above the float range (huge s: 2^s overflow).
     """
     n, s = _pos_int("n", n), _pos_int("s", s)
+    if _lemma1_case(n, s, form) == "two" and s < 1024:
+        return float(2**s - 2)  # exact
+    return _exp_or_inf(_lemma1_logG(n, s, form))
+
+
+def _lemma1_logG(n: int, s: int, form: str = "10") -> float:
+    """log G_n(s) (see :func:`lemma1_G`); -inf for s = 1 (G = 2^1 - 2 = 0)."""
+    n, s = _pos_int("n", n), _pos_int("s", s)
+    case = _lemma1_case(n, s, form)
+    if case == "exp":
+        return math.log(C1 * s) + C0 * n / (2 * math.e)
+    if case == "pow":
+        return math.log(C1 * s) + 0.5 * s * math.log(C0 * n / s)
+    return -math.inf if s == 1 else s * math.log(2.0) + math.log1p(-(2.0 ** (1 - s)))
+
+
+def _lemma1_case(n: int, s: int, form: str) -> str:
+    """Which expression of G_n(s) applies: "exp", "pow" or "two" (2^s - 2)."""
+    form = choice("form", form, ("10", "13"))
     b_hi = C0 * n / math.e + 2
     b_lo = C0 * n / 4 + 2
     if form == "10":
@@ -318,15 +350,9 @@ def lemma1_G(n: int, s: int, form: str = "10") -> float:
             case = "exp"
         else:
             case = "two"
-    else:
-        raise ValueError("form must be '10' or '13'")
-    if case == "exp":
-        logg = math.log(C1 * s) + C0 * n / (2 * math.e)
-    elif case == "pow":
-        logg = math.log(C1 * s) + 0.5 * s * math.log(C0 * n / s)
-    else:
-        return float(2.0**s - 2.0) if s < 1000 else math.inf
-    return math.exp(logg) if logg < 700 else math.inf
+    else:  # pragma: no cover - form checked above
+        raise InvalidArgument("form must be '10' or '13'")
+    return case
 
 
 def lemma1_bound(n: int, s: int, eps: float, pi: float) -> float:
@@ -335,9 +361,10 @@ def lemma1_bound(n: int, s: int, eps: float, pi: float) -> float:
     p_hat is the empirical distribution of n samples of p, pi = pi_p. Values >= 1 are vacuous.
     """
     n, s = _pos_int("n", n), _pos_int("s", s)
-    if not eps > 0:
-        raise ValueError("eps must be > 0")
-    return float(math.exp(-n * phi(pi) * eps**2 / 4) * lemma1_G(n, s))
+    eps = real("eps", eps, 0.0, low_open=True)
+    pi = real("pi", pi, 0.0, 0.5)
+    # in log space: exp(-n phi eps^2/4) underflows to 0 where G_n(s) overflows to inf
+    return _exp_or_inf(-n * phi(pi) * eps**2 / 4 + _lemma1_logG(n, s))
 
 
 def deviation_bound(N: int, n: int, s: int) -> float:
@@ -348,8 +375,8 @@ def deviation_bound(N: int, n: int, s: int) -> float:
     integrating Lemma 1's tail gives E||p_hat - p|| <= G sqrt(pi/(n phi)), phi >= 2 and
     sum_j alpha^j < alpha/(1-alpha) = n/N.
     """
-    N = _pos_int("N", N)
-    return float(math.sqrt(math.pi * n / 2) * lemma1_G(n, s) / N)
+    N, n, s = _pos_int("N", N), _pos_int("n", n), _pos_int("s", s)
+    return _exp_or_inf(0.5 * math.log(math.pi * n / 2) + _lemma1_logG(n, s) - math.log(N))
 
 
 def zeta_thm4(N: int, n: int, lambda1_mean: float) -> float:
@@ -358,15 +385,15 @@ def zeta_thm4(N: int, n: int, lambda1_mean: float) -> float:
     Note lambda_1 = pi_{p^(1)} (1 - pi_{p^(1)}).
     """
     N, n = _pos_int("N", N), _pos_int("n", n)
-    if not 0 <= lambda1_mean <= 0.25:
-        raise ValueError("E[lambda_1] must be in [0, 1/4]")
+    lambda1_mean = real("lambda1_mean (E[lambda_1])", lambda1_mean, 0.0, 0.25)
     return 0.5 - (0.5 - 2 * lambda1_mean) * (N / (N + n)) ** 2
 
 
 def deviation_bound_thm4(N: int, n: int, s: int, zeta: float) -> float:
     """Theorem 4, eq. (16): E||p^(k+1) - p^(1)||_1 < (1/N) sqrt(n pi / phi(zeta)) G_n(s)."""
-    N = _pos_int("N", N)
-    return float(math.sqrt(math.pi * n / phi(zeta)) * lemma1_G(n, s) / N)
+    N, n, s = _pos_int("N", N), _pos_int("n", n), _pos_int("s", s)
+    zeta = real("zeta", zeta, 0.0, 0.5, low_open=True)  # zeta of Theorem 4 lies in (0, 1/2]
+    return _exp_or_inf(0.5 * math.log(math.pi * n / phi(zeta)) + _lemma1_logG(n, s) - math.log(N))
 
 
 def max_synthetic_samples(N: int, s: int, eps: float, form: str = "paper") -> int:
@@ -381,10 +408,10 @@ def max_synthetic_samples(N: int, s: int, eps: float, form: str = "paper") -> in
     sufficient but conservative (the sqrt(n) factor is dropped, a factor 2 is paid instead).
     """
     N, s = _pos_int("N", N), _pos_int("s", s)
-    if not eps > 0:
-        raise ValueError("eps must be > 0")
+    eps = real("eps", eps, 0.0, low_open=True)
+    form = choice("form", form, ("paper", "exact"))
     if s < 3:
-        raise ValueError("need s >= 3 for the regime C0 n/e + 2 <= s to contain n >= 1")
+        raise InvalidArgument("need s >= 3 for the regime C0 n/e + 2 <= s to contain n >= 1")
     A = math.sqrt(2) * math.pi * N * eps / (6 * math.e * s)
     if form == "paper":
         if A <= 1:
@@ -392,14 +419,17 @@ def max_synthetic_samples(N: int, s: int, eps: float, form: str = "paper") -> in
         return int(math.floor(2 * math.pi * math.exp(-2) * min(s - 2, math.log(A))))
     if form == "exact":
         n_reg = int(math.floor(math.e * (s - 2) / C0 + 1e-12))
-        best = 0
-        for n in range(1, n_reg + 1):
-            if deviation_bound(N, n, s) < eps:
-                best = n
+        # in the regime the bound sqrt(pi n/2) C1 s e^{c n}/N increases with n: bisect for the
+        # largest n with bound < eps (0 if even n = 1 is not certified)
+        lo, hi = 0, n_reg
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if deviation_bound(N, mid, s) < eps:
+                lo = mid
             else:
-                break
-        return best
-    raise ValueError("form must be 'paper' or 'exact'")
+                hi = mid - 1
+        return lo
+    raise InvalidArgument("form must be 'paper' or 'exact'")  # pragma: no cover - checked above
 
 
 # ----------------------------------------------------------------------------- beyond the paper
@@ -415,13 +445,12 @@ def accumulate_S(m, n: int, S0: float):
     """
     n = _pos_int("n", n)
     S0 = _check_S0(S0)
-    m_arr = np.asarray(m, dtype=float)
-    if np.any(m_arr < 0) or np.any((m_arr != np.round(m_arr)) & np.isfinite(m_arr)):
-        raise ValueError(f"generation m must be an integer >= 0 or inf, got {m!r}")
+    m_arr = int_array("m", m, 0, allow_inf=True, label="generation m").astype(float)
     x = 1.0 / math.sqrt(n)
     limit = math.sin(math.pi * x) / (math.pi * x) if n > 1 else 0.0
     finite = np.where(np.isfinite(m_arr), m_arr, 0).astype(np.int64)
     M = int(finite.max()) if finite.size else 0
+    check_memory("m", 24.0 * (M + 1), f"the product over generations 1..{M}")
     prods = np.concatenate([[1.0], np.cumprod(1.0 - 1.0 / (n * np.arange(1, M + 1) ** 2.0))])
     prod = np.where(np.isfinite(m_arr), prods[finite], limit)
     out = 1.0 - (1.0 - S0) * prod
@@ -454,6 +483,9 @@ def diffusion_collapse_time(p, n: int, first_draw: str = "formula"):
     """
     n = _pos_int("n", n)
     p = validate(p, ndim=(1, 2))
+    first_draw = choice("first_draw", first_draw, ("formula", "average"))
+    if first_draw == "average":
+        check_memory("n", 32.0 * p.size * (n + 1), f"the binomial laws of {p.size} tokens over 0..{n}")
     if first_draw == "formula":
         out = _wf_h(p, n)
     elif first_draw == "average":
@@ -462,8 +494,8 @@ def diffusion_collapse_time(p, n: int, first_draw: str = "formula"):
         y = 1.0 - k / n
         per_tok = -2.0 * n * (pmf * xlogy(y, y)[None, :]).sum(axis=1)
         out = 1.0 + per_tok.reshape(p.shape).sum(axis=-1)
-    else:
-        raise ValueError("first_draw must be 'formula' or 'average'")
+    else:  # pragma: no cover - checked above
+        raise InvalidArgument("first_draw must be 'formula' or 'average'")
     return out if np.ndim(out) else float(out)
 
 
@@ -485,10 +517,13 @@ def _lumped_chain(n: int, k: int, max_states: int):
     """
     S = math.comb(n + k - 1, k - 1)
     if S > max_states:
-        raise ValueError(
-            f"state space too big: {S} compositions of n={n} into {k} parts (> {max_states}); "
+        raise InvalidArgument(
+            f"state space too big: {S} compositions of n={n} into {k} parts (> max_states={max_states}); "
             "use a smaller n or support, or the diffusion approximation"
         )
+    P_est = _partitions_at_most(n, k)
+    check_memory("max_states", S * (24.0 * k + 150.0) + 16.0 * P_est**2,
+                 f"the Wright-Fisher chain on {S} compositions ({P_est} lumped states)")
     Y = _compositions(n, k)
     keys = -np.sort(-Y, axis=1)
     classes, cls = np.unique(keys, axis=0, return_inverse=True)
@@ -511,7 +546,17 @@ def _lumped_chain(n: int, k: int, max_states: int):
     return Y, cls, M, absorbed
 
 
+def _partitions_at_most(n: int, k: int) -> int:
+    """Number of partitions of n into at most k parts (the lumped states), by dynamic programming."""
+    ways = [1] + [0] * n
+    for part in range(1, k + 1):  # partitions into parts <= k, conjugate to at most k parts
+        for total in range(part, n + 1):
+            ways[total] += ways[total - part]
+    return ways[n]
+
+
 def _first_draw(p: np.ndarray, n: int, max_states: int):
+    max_states = _pos_int("max_states", max_states)
     vals = validate(p)
     vals = vals[vals > 0]
     k = vals.size
@@ -555,6 +600,11 @@ def exact_collapse_probability(p, n: int, m, max_states: int = 20000):
         out = np.ones(m_arr.shape)
         return out if np.ndim(m) else float(out)
     M_max = int(m_arr.max())
+    if (M_max - 1) * float(M.shape[0]) ** 2 > 2e10:
+        raise InvalidArgument(
+            f"m={M_max}: pushing the law of {M.shape[0]} lumped states forward m-1 times costs about "
+            f"{(M_max - 1) * float(M.shape[0]) ** 2:.2g} operations; reduce m (or n)"
+        )
     rho = np.empty(M_max + 1)
     rho[1] = v[absorbed]
     for j in range(2, M_max + 1):
@@ -628,15 +678,17 @@ def exact_collapse_time_moments(p, n: int, max_states: int = 20000) -> tuple[flo
     return 1.0 + mean_tau, max(second_tau - mean_tau**2, 0.0)
 
 
-def expected_surviving_tokens(p, n: int, m, max_n: int = 2000):
+def expected_surviving_tokens(p, n: int, m, max_n: int = 2000, per_token: bool = False):
     """Exact E[#{i : p_i^(m) > 0}], the number of tokens still alive at generation m (fully synthetic).
 
     Lumping token i against all the others gives a two-type Wright-Fisher chain on the count
     k in {0..n} of token i, with binomial transitions P[k, j] = Bin(j; n, k/n) and first draw
     Bin(n, p_i). Token i is alive at generation m >= 1 unless that chain sits at 0, so
     E[alive at m] = sum_i (1 - P(count_i^(m) = 0)); at m = 0 it is the support of p. At m = 1
-    this is sum_i [1 - (1 - p_i)^n]. Costs O(#distinct p_i * n^2) per generation; ``n`` above
-    ``max_n`` is refused with ValueError.
+    this is sum_i [1 - (1 - p_i)^n]. With ``per_token=True`` the survival probability of every
+    token is returned instead, shape ``np.shape(m) + (len(p),)`` (sum it over any set of tokens,
+    e.g. a head and a tail). Costs O(#distinct p_i * n^2) per generation; ``n`` above ``max_n``
+    is refused with ValueError.
     """
     n = _pos_int("n", n)
     max_n = _pos_int("max_n", max_n)
@@ -644,18 +696,20 @@ def expected_surviving_tokens(p, n: int, m, max_n: int = 2000):
         raise ValueError(f"n={n} > max_n={max_n}: the (n+1) x (n+1) transition matrix is too large")
     p = validate(p)
     m_arr = _m_array(m)
-    vals, mult = np.unique(p[p > 0], return_counts=True)
+    vals, inverse, mult = np.unique(p, return_inverse=True, return_counts=True)
     M = int(m_arr.max()) if m_arr.size else 0
-    seq = np.empty(M + 1)
-    seq[0] = float(mult.sum())
+    alive = np.empty((M + 1, vals.size))  # survival probability of a token with probability vals[j]
+    alive[0] = vals > 0
     k = np.arange(n + 1)
     P = binom.pmf(k[None, :], n, k[:, None] / n)
     V = binom.pmf(k[None, :], n, vals[:, None])  # law of the count of each distinct p_i at m = 1
     for j in range(1, M + 1):
-        seq[j] = float(mult @ (1.0 - V[:, 0]))
+        alive[j] = 1.0 - V[:, 0]
         if j < M:
             V = V @ P
-    out = seq[m_arr]
+    if per_token:
+        return alive[m_arr][..., inverse.ravel()]
+    out = alive[m_arr] @ mult.astype(float)
     return out if np.ndim(m) else float(out)
 
 

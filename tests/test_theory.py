@@ -381,3 +381,13 @@ def test_expected_max_collapse_time():
 def test_law_of_T_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_expected_surviving_tokens_per_token():
+    p = np.array([0.5, 0.25, 0.25, 0.0])
+    per = T.expected_surviving_tokens(p, 6, [0, 1, 4], per_token=True)
+    assert per.shape == (3, 4)
+    assert np.allclose(per[0], [1, 1, 1, 0]) and np.all(per[:, 3] == 0)
+    assert np.allclose(per[1], 1 - (1 - p) ** 6)
+    assert per[2, 1] == per[2, 2]
+    assert np.allclose(per.sum(axis=1), T.expected_surviving_tokens(p, 6, [0, 1, 4]))
