@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validate import boolean, integer, real
 from .distributions import validate
 
 __all__ = ["Decoding", "apply_decoding"]
@@ -27,13 +28,12 @@ __all__ = ["Decoding", "apply_decoding"]
 _TOP_P_TOL = 1e-12
 
 
-def _check_params(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
-    if top_k is not None and (int(top_k) != top_k or top_k < 1):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
-    if top_p is not None and not (0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
+def _check_params(temperature, top_k, top_p) -> tuple[float, int | None, float | None]:
+    """Validated (temperature, top_k, top_p): T finite > 0, top_k integer >= 1 or None, top_p in (0, 1] or None."""
+    t = real("temperature", temperature, 0.0, low_open=True)
+    k = None if top_k is None else integer("top_k", top_k, minimum=1)
+    q = None if top_p is None else real("top_p", top_p, 0.0, 1.0, low_open=True)
+    return t, k, q
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,10 @@ class Decoding:
     top_p: float | None = None
 
     def __post_init__(self) -> None:
-        _check_params(self.temperature, self.top_k, self.top_p)
+        t, k, q = _check_params(self.temperature, self.top_k, self.top_p)
+        object.__setattr__(self, "temperature", t)
+        object.__setattr__(self, "top_k", k)
+        object.__setattr__(self, "top_p", q)
 
     @property
     def is_identity(self) -> bool:
@@ -63,10 +66,13 @@ def _apply(p: np.ndarray, temperature: float, top_k: int | None, top_p: float | 
     """Row-wise transform without validation (p is 2-D, rows sum to 1)."""
     q = p
     if temperature != 1.0:
-        with np.errstate(divide="ignore"):
-            z = np.log(p) / temperature
-        z = z - z.max(axis=-1, keepdims=True)
-        q = np.exp(z)  # exp(-inf) = 0 keeps zero tokens at zero
+        # q_i = exp((log p_i - log max p) / T): subtracting before dividing keeps every
+        # exponent <= 0 (no overflow to inf - inf = NaN for tiny T); exp(-inf) = 0 keeps
+        # zero tokens at zero and T -> 0 gives the uniform law on the argmax set.
+        with np.errstate(divide="ignore", over="ignore"):
+            lp = np.log(p)
+            z = (lp - lp.max(axis=-1, keepdims=True)) / temperature
+        q = np.exp(z)
         q = q / q.sum(axis=-1, keepdims=True)
     k = q.shape[-1]
     if top_k is not None and top_k < k:
@@ -98,10 +104,10 @@ def apply_decoding(p, temperature: float = 1.0, top_k: int | None = None, top_p:
     Temperature 1 with no truncation returns a copy of p. Zero-probability tokens stay
     at zero. ``check=False`` skips the validation of p (used inside the simulator).
     """
-    _check_params(temperature, top_k, top_p)
-    arr = validate(p, ndim=(1, 2)) if check else np.asarray(p, dtype=float)
+    temperature, top_k, top_p = _check_params(temperature, top_k, top_p)
+    arr = validate(p, ndim=(1, 2)) if boolean("check", check) else np.asarray(p, dtype=float)
     one_d = arr.ndim == 1
-    q = _apply(arr[None, :] if one_d else arr, float(temperature), top_k, top_p)
+    q = _apply(arr[None, :] if one_d else arr, temperature, top_k, top_p)
     if np.shares_memory(q, arr):
         q = q.copy()
     return q[0] if one_d else q

@@ -35,7 +35,7 @@ def test_zipf_exponent_zero_is_uniform():
         ((600, 52, 1.5), "out of reach"),
         ((600, 601, 0.1), "support must be in"),
         ((600, 0, 0.1), "support must be in"),
-        ((0, 1, 0.5), "s must be >= 1"),
+        ((0, 1, 0.5), "s must be a positive integer"),
         ((10, 1, 0.5), "out of reach"),
     ],
 )
