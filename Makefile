@@ -46,8 +46,9 @@ lock:  ## regenerate requirements-lock.txt: resolve requirements.txt in a throw-
 	    | grep -v -E '^(pip|setuptools|wheel)==' | sed -E 's/^([A-Za-z0-9_.-]+==[^+ ]+)\+[a-z0-9.]+$$/\1/'; \
 	} > $(LOCK).new; mv $(LOCK).new $(LOCK); echo "wrote $(LOCK) ($$(grep -c '==' $(LOCK)) pins)"
 
-book: $(STAMP)  ## build the HTML book into _build/html (notebooks executed, warnings are errors)
+book: $(STAMP)  ## build the HTML book into _build/html (notebooks executed, warnings are errors), with its PDF
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(MAKE) pdf
 	@echo "Open _build/html/index.html in a browser."
 
 test: $(STAMP)  ## unit tests, notebooks through nbval, output check, and the book build
@@ -88,6 +89,12 @@ grade: $(STAMP)  ## autograde a submission: make grade NB=path/to/submission.ipy
 colab-cells: $(STAMP)  ## insert/refresh the hidden Colab/Binder set-up cell in every chapter (from _config.yml repository)
 	$(BIN)/python tools/colab_setup_cell.py
 
-pdf: $(STAMP)  ## the whole book on one page (_build/singlehtml) and as a PDF (_build/pdf/book.pdf), via headless Chromium
+pdf: $(STAMP)  ## the whole book on one page (_build/singlehtml) and as a PDF (_build/pdf/book.pdf, linked from the site), via headless Chromium
 	$(BIN)/jupyter-book build . --builder singlehtml -W -n --keep-going
 	$(BIN)/python tools/print_pdf.py
+	mkdir -p _build/html/downloads
+	cp _build/pdf/book.pdf _build/html/downloads/model-collapse-course.pdf
+
+PUBLISH_REMOTE ?= origin
+publish: $(STAMP)  ## push the built site (run `make book` first) to the gh-pages branch of PUBLISH_REMOTE (default origin) with ghp-import
+	$(BIN)/python tools/publish_site.py --site _build/html --remote $(PUBLISH_REMOTE)
