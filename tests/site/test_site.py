@@ -173,21 +173,33 @@ def test_chapters_show_their_figures(site: Path) -> None:
     assert not empty, f"chapter pages without any figure: {empty}"
 
 
+def launch_links(links: list[str]) -> list[str]:
+    return [h for h in links if any(k in h for k in ("mybinder", "colab.research", "/v2/gh/", "github.com"))]
+
+
 def test_launch_buttons_follow_the_repository_setting(site: Path) -> None:
-    """Each chapter page links to Binder and Colab for its notebook in `repository.url`."""
+    """With `repository.url` empty no page links to Binder, Colab or a repository; with a URL,
+    each chapter page links to Binder and Colab for its notebook there, and nowhere else."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    url, branch = config["repository"]["url"].rstrip("/"), config["repository"].get("branch", "main")
-    owner_repo, launch = urlsplit(url).path.strip("/"), config["launch_buttons"]
-    missing = []
+    url = (config["repository"].get("url") or "").rstrip("/")
+    branch, launch = config["repository"].get("branch", "main"), config["launch_buttons"]
+    problems = []
     for docname in DOCNAMES:
         page = site / f"{docname}.html"
-        if not docname.startswith("chapters/") or not page.is_file():
+        if not page.is_file():
             continue
-        links = parse(page).links
-        colab = f"{launch['colab_url'].rstrip('/')}/github/{owner_repo}/blob/{branch}/{docname}.ipynb"
-        binder = f"{launch['binderhub_url'].rstrip('/')}/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/{docname}.ipynb"
-        missing += [f"{docname}: {want}" for want in (colab, binder) if want not in links]
-    assert not missing, "launch links missing:\n" + "\n".join(missing)
+        links = launch_links(parse(page).links)
+        if not url:
+            problems += [f"{docname}: {h}" for h in links]
+            continue
+        owner_repo = urlsplit(url).path.strip("/")
+        problems += [f"{docname}: {h} (not {owner_repo})" for h in links if owner_repo not in h]
+        if docname.startswith("chapters/"):
+            colab = f"{launch['colab_url'].rstrip('/')}/github/{owner_repo}/blob/{branch}/{docname}.ipynb"
+            binder = (f"{launch['binderhub_url'].rstrip('/')}/v2/gh/{owner_repo}/{branch}"
+                      f"?urlpath=lab/tree/{docname}.ipynb")
+            problems += [f"{docname}: missing {want}" for want in (colab, binder) if want not in links]
+    assert not problems, f"launch links wrong for repository.url={url!r}:\n" + "\n".join(problems)
 
 
 def test_citations_resolve(site: Path) -> None:
@@ -326,21 +338,104 @@ def test_page_in_browser(docname: str, site: Path, base_url: str, driver, screen
     assert not problems, f"{docname}:\n" + "\n".join(problems)
 
 
-def test_widget_outputs_are_replaced_by_a_note(site: Path, base_url: str, driver) -> None:
-    """A widget needs a kernel: offline, the page shows a note instead of an empty box."""
+KERNEL_FREE_JS = r"""
+return [...document.querySelectorAll('.kernel-free-widget')].map(w => ({
+  id: w.id,
+  ready: w.classList.contains('kfw-ready'),
+  controls: [...w.querySelectorAll('[data-kfw-param]')].map(c => ({id: c.id, tag: c.tagName,
+      value: c.value, max: c.tagName === 'SELECT' ? c.options.length - 1 : +c.max})),
+}));
+"""
+
+FRAME_JS = r"""
+const w = document.getElementById(arguments[0]);
+const img = w.querySelector('img.kfw-frame');
+return {src: img.hidden ? '' : img.getAttribute('src'), loaded: img.complete && img.naturalWidth > 0,
+        error: w.querySelector('.kfw-error').hidden ? '' : w.querySelector('.kfw-error').textContent,
+        caption: w.querySelector('.kfw-caption').textContent};
+"""
+
+
+def frame_state(driver, widget_id: str) -> dict:
+    """The widget's figure once its image has loaded (or its error message)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: (s := d.execute_script(FRAME_JS, widget_id))["loaded"]
+                                    or not s["src"])
+    return driver.execute_script(FRAME_JS, widget_id)
+
+
+def move_control(driver, control: dict) -> None:
+    """Move a slider one step with the keyboard (back when it sits at the end), as a reader would;
+    pick the next entry of a drop-down."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    element = driver.find_element(By.ID, control["id"])
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    at_end = int(element.get_attribute("value")) >= control["max"]
+    if control["tag"] == "SELECT":
+        Select(element).select_by_index(int(element.get_attribute("value")) + (-1 if at_end else 1))
+    else:
+        element.click()  # focus (a click may also move it; the key press below moves it again)
+        element.send_keys(Keys.ARROW_LEFT if int(element.get_attribute("value")) >= control["max"]
+                          else Keys.ARROW_RIGHT)
+
+
+def check_kernel_free_widgets(site: Path, base_url: str, driver, docname: str) -> list[str]:
+    """Move every control of every kernel-free widget on the page; the figure must change."""
+    problems = []
+    assert load_and_settle(driver, urljoin(base_url, f"{docname}.html")) == "ok"
+    widgets = driver.execute_script(KERNEL_FREE_JS)
+    if not widgets:
+        return [f"{docname}: no kernel-free widget on the page"]
+    page_dir = (site / f"{docname}.html").parent
+    for widget in widgets:
+        if not widget["ready"]:
+            problems.append(f"{docname}/{widget['id']}: script did not wire the controls")
+            continue
+        for control in widget["controls"]:
+            if control["max"] < 1:
+                problems.append(f"{docname}/{control['id']}: a control with a single value")
+                continue
+            before = frame_state(driver, widget["id"])
+            move_control(driver, control)
+            after = frame_state(driver, widget["id"])
+            if after["src"] and not after["loaded"]:
+                problems.append(f"{docname}/{control['id']}: figure {after['src']} did not load")
+            old = (page_dir / before["src"]).read_bytes() if before["src"] else before["error"].encode()
+            new = (page_dir / after["src"]).read_bytes() if after["src"] else after["error"].encode()
+            if old == new:
+                problems.append(f"{docname}/{control['id']}: moving it did not change the figure "
+                                f"({before['src']} -> {after['src']})")
+    return problems
+
+
+def widget_pages(site: Path) -> list[str]:
     built = [d for d in DOCNAMES if (site / f"{d}.html").is_file()]  # missing: another test
-    pages = [d for d in built if "jupyter.widget-view" in (site / f"{d}.html").read_text()
-             or "widget-offline-note" in (site / f"{d}.html").read_text()]
+    return [d for d in built if any(k in (site / f"{d}.html").read_text() for k in (
+        "jupyter.widget-view", "widget-offline-note", "kernel-free-widget"))]
+
+
+def test_every_widget_has_a_kernel_free_version(site: Path) -> None:
+    """No widget output is left as an empty view or as a note: each one was precomputed."""
+    pages = widget_pages(site)
     if not pages:
         pytest.skip("no page has an ipywidgets output")
-    for docname in pages:
-        html = (site / f"{docname}.html").read_text()
-        assert 'type="application/vnd.jupyter.widget-view+json"' not in html, docname
-        load_and_settle(driver, urljoin(base_url, f"{docname}.html"))
-        notes = driver.execute_script(
-            "return [...document.querySelectorAll('.widget-offline-note')]"
-            ".map(e => [e.offsetHeight, e.textContent.trim().length])")
-        assert notes and all(h > 0 and n > 50 for h, n in notes), (docname, notes)
+    left = [d for d in pages if "widget-offline-note" in (site / f"{d}.html").read_text()
+            or 'type="application/vnd.jupyter.widget-view+json"' in (site / f"{d}.html").read_text()]
+    assert not left, ("widgets without a kernel-free version (add `kernel_free` metadata to the "
+                      f"interact cell, see _ext/kernel_free_widgets.py): {left}")
+
+
+@pytest.mark.parametrize("docname", [d for d in DOCNAMES if d.startswith("chapters/")])
+def test_kernel_free_widgets_move(docname: str, site: Path, base_url: str, driver) -> None:
+    """On each page with a kernel-free widget, every slider changes the figure."""
+    if docname not in widget_pages(site):
+        pytest.skip(f"{docname} has no widget")
+    problems = check_kernel_free_widgets(site, base_url, driver, docname)
+    assert not problems, "\n".join(problems)
 
 
 def test_search_finds_words(site: Path, base_url: str, driver, screenshot_dir: Path) -> None:
