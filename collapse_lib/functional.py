@@ -41,7 +41,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .distributions import validate
-from .simulate import FullySynthetic, PartiallySynthetic
 
 __all__ = [
     "SNAP",
@@ -359,6 +358,8 @@ def simulate_linear(p0, X, scenario, generations: int, runs: int = 1, lam: float
     p^(m), whose fit is p^(m) again (likelihood 1), so nothing changes any more; absorbed runs are
     frozen (not refitted).
     """
+    from .simulate import FullySynthetic, PartiallySynthetic  # the scenarios (imported here: simulate loads numba)
+
     P0 = validate(p0, ndim=2, name="p0")
     X = _check_X(X)
     lam = _check_lam(lam)
