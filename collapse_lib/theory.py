@@ -307,9 +307,12 @@ def lemma1_G(n: int, s: int, form: str = "10") -> float:
     C0 n/4 + 2 <= s < C0 n/e + 2; 2^s - 2 if s < C0 n/4 + 2.
     (13) lists the same three expressions with closed intervals that overlap at the two
     boundaries (and in a different order); ``form="13"`` takes the middle expression there.
-    The two statements can only differ exactly at s = C0 n/4 + 2 or s = C0 n/e + 2, which
-    never happens for integer n >= 1 and s because C0 = e^3/(2 pi) is irrational, so for
-    integer arguments (10) and (13) always agree (tested). G is not continuous at the
+    The two statements can only differ exactly at s = C0 n/4 + 2 or s = C0 n/e + 2, that is
+    when C0 n/4 = e^3 n/(8 pi) or C0 n/e = e^2 n/(2 pi) is an integer. Whether e^3/pi or e^2/pi
+    is irrational is not known, so this is not excluded in general; it does not happen for
+    n <= 10^5 (checked in Chapter 5, the products stay more than 1e-7 away from integers), and
+    for those n (10) and (13) agree (tested). As printed, the first regime of Lemma 1 is false
+    (Chapter 5, erratum: uniform p on s >> n letters). G is not continuous at the
     boundaries (e.g. the middle expression at s just below C0 n/e + 2 is not equal to
     C1 s e^{C0 n/(2e)}).
     Computed in log space; returns inf above the float range (huge s: 2^s overflow).
