@@ -2,11 +2,13 @@
 
 For every page of the table of contents: it loads from a server on 127.0.0.1 with no console
 error and no failed or off-machine request, its math is typeset by the bundled MathJax (no raw
-TeX left in the prose, no MathJax error), every image has loaded, and a full-page screenshot is
+TeX left in the prose, no MathJax error), every image has loaded, nothing in the content column
+is cut off or sticks out sideways (wide formulas and code scroll), and a full-page screenshot is
 saved under _build/screenshots/ for a person to look at. Static checks on all HTML files: no
 resource is loaded from another host, every internal link and anchor resolves, theorems,
 definitions, exercises and figures carry numbers, and citations resolve. The search page finds
-words. Run with `make test-site` after `make book`.
+words. Every interactive widget has a kernel-free version whose sliders change the figure.
+Run with `make test-site` after `make book`.
 """
 
 from __future__ import annotations
@@ -244,6 +246,41 @@ return {
 };
 """
 
+OVERFLOW_JS = r"""
+// Horizontal overflow in the content column. Two faults: content cut off by a box that hides
+// what does not fit (overflow hidden/clip and scrollWidth > clientWidth), and content that
+// sticks out past the right edge of the column without a scrolling box around it. A box that
+// scrolls (overflow-x auto/scroll) is fine: the reader can scroll it.
+const article = document.querySelector('article.bd-article') || document.querySelector('main');
+if (!article) return ['no content column (article.bd-article) on the page'];
+const edge = article.getBoundingClientRect().right;
+const skip = 'mjx-assistive-mml, .visually-hidden, .sr-only, .headerlink, script, style, .toggle-hidden';
+const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+const visible = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+const inScroller = el => { for (let a = el.parentElement; a && a !== article; a = a.parentElement)
+  if (scrolls(a)) return true; return false; };
+const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+  + (typeof el.className === 'string' && el.className.trim()
+     ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '');
+const text = el => (el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 70);
+const out = [], reported = [];
+for (const el of article.querySelectorAll('*')) {
+  if (el.closest(skip) || !visible(el)) continue;
+  if (reported.some(r => r.contains(el))) continue;
+  const s = getComputedStyle(el);
+  if (['hidden', 'clip'].includes(s.overflowX) && el.clientWidth > 1 && el.scrollWidth > el.clientWidth + 1) {
+    out.push(`cut off by ${s.overflowX} box ${name(el)}: ${el.scrollWidth - el.clientWidth}px: ${text(el)}`);
+    reported.push(el); continue;
+  }
+  const r = el.getBoundingClientRect();
+  if (r.width > 0 && r.right > edge + 1 && !inScroller(el)) {
+    out.push(`sticks out of the column by ${Math.round(r.right - edge)}px: ${name(el)}: ${text(el)}`);
+    reported.push(el);
+  }
+}
+return out;
+"""
+
 IMAGES_JS = r"""
 return [...document.images].map(i => ({src: i.currentSrc || i.src, w: i.naturalWidth, ok: i.complete}));
 """
@@ -330,6 +367,8 @@ def test_page_in_browser(docname: str, site: Path, base_url: str, driver, screen
         for m in re.finditer(pattern, prose):
             context = prose[max(0, m.start() - 40): m.end() + 40].replace("\n", " ")
             problems.append(f"raw TeX ({what}) in text: ...{context}...")
+
+    problems += [f"horizontal overflow: {p}" for p in driver.execute_script(OVERFLOW_JS)]
 
     for img in driver.execute_script(IMAGES_JS):
         if not img["ok"] or img["w"] == 0:
