@@ -13,8 +13,9 @@ The submission is hostile input.  What it can choose and what it cannot:
 * **Execution is contained.**  The kernel runs in a throw-away folder outside the course
   tree, with a cleaned environment (no variables of the teacher's shell, a fresh ``HOME``),
   inside a bubblewrap sandbox when ``bwrap`` works on this machine (no network; only the
-  system folders, Python and the course visible, read-only, with the chapters, ``.git`` and
-  ``assignments/`` hidden; only that folder writable; its own process namespace) and with resource limits (no core files, a cap on file size).
+  system folders, Python, ``collapse_lib`` and ``results`` visible, read-only -- not the
+  chapters, solutions, ``.git`` or other students' work; only that folder writable; its own
+  process namespace; no capabilities) and with resource limits (no core files, a cap on file size).
 * **Time and output are bounded.**  Each cell is interrupted after ``--timeout`` seconds; a
   cell that ignores the interrupt, or a run past ``--deadline`` seconds in total, gets the
   kernel killed -- the report is written anyway.  Messages over 8 MB are refused by the
@@ -268,9 +269,14 @@ def _under(path: Path, root: Path) -> bool:
         return False
 
 
-def _bwrap_options(work: Path, hide: Iterable[Path]) -> list[str]:
-    """bubblewrap arguments: only the system folders, Python and the course, read-only;
-    ``work`` writable; ``hide`` (instructor sources, history) replaced by empty folders."""
+#: What of the course the kernel sees (read-only): the science library and committed results.
+#: Not the chapters, ``assignments/`` (solutions, hidden tests), ``.git``, ``_build`` or graded classes.
+COURSE_VISIBLE = ("collapse_lib", "results")
+
+
+def _bwrap_options(work: Path) -> list[str]:
+    """bubblewrap arguments: the system folders, Python and :data:`COURSE_VISIBLE` read-only,
+    ``work`` writable, nothing else; no network, own process namespace, no capabilities."""
     opts: list[str] = []
     bound: list[Path] = []
     for d in ("/usr", "/etc", "/sys", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -280,20 +286,17 @@ def _bwrap_options(work: Path, hide: Iterable[Path]) -> list[str]:
         elif p.is_dir():
             opts += ["--ro-bind", d, d]
             bound.append(p)
-    for secret in ("/etc/shadow", "/etc/gshadow", "/etc/ssh", "/etc/sudoers"):
+    for secret in ("/etc/shadow", "/etc/gshadow", "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d"):
         if Path(secret).exists():
             opts += (["--tmpfs", secret] if Path(secret).is_dir() else ["--ro-bind", "/dev/null", secret])
-    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent,
-              REPO_ROOT]
-    for p in needed:
+    visible = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent]
+    visible += [REPO_ROOT / d for d in COURSE_VISIBLE]
+    for p in visible:
         p = p.resolve()
         if p.is_dir() and not any(_under(p, b) for b in bound):
             opts += ["--ro-bind", str(p), str(p)]
             bound.append(p)
-    for p in hide:                          # instructor sources and history inside the course
-        if p.is_dir() and any(_under(p, b) for b in bound) and not any(_under(n, p) for n in needed[:3]):
-            opts += ["--tmpfs", str(p.resolve())]
-    opts += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", str(work.parent),
+    opts += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
              "--bind", str(work), str(work), "--unshare-all", "--die-with-parent",
              "--new-session", "--clearenv", "--hostname", "grader"]
     if os.geteuid() == 0:
@@ -308,7 +311,7 @@ def bwrap_status() -> tuple[bool, str]:
     if bwrap is None:
         return False, "not sandboxed: bubblewrap (bwrap) is not installed"
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
-        cmd = [bwrap] + _bwrap_options(Path(tmp), []) + [sys.executable, "-c", "pass"]
+        cmd = [bwrap] + _bwrap_options(Path(tmp)) + [sys.executable, "-c", "pass"]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as err:
@@ -328,13 +331,13 @@ def kernel_environment(work: Path) -> dict[str, str]:
             "JUPYTER_PLATFORM_DIRS": "1"}
 
 
-def kernel_argv(work: Path, sandbox: bool, hide: Iterable[Path]) -> list[str]:
+def kernel_argv(work: Path, sandbox: bool) -> list[str]:
     argv = [sys.executable, "-c", _LAUNCHER.replace("{fsize}", str(MAX_FILE_SIZE)), "{connection_file}"]
     if not sandbox:
         return argv
     env = kernel_environment(work)
     setenv = [x for k, v in env.items() for x in ("--setenv", k, v)]
-    return [shutil.which("bwrap")] + _bwrap_options(work, hide) + setenv + \
+    return [shutil.which("bwrap")] + _bwrap_options(work) + setenv + \
         ["--chdir", str(work / "run")] + argv
 
 
@@ -357,7 +360,30 @@ ip.ast_transformers = []
 for name in NAMES:
     if name != "CustomTB":
         ip.__dict__.pop(name, None)
-if KEEP is not None:
+if KEEP is None:          # first request, before any cell: cap what a cell can print
+    class _Capped:
+        def __init__(self, stream):
+            self.__dict__.update(_stream=stream, used=0, noted=False)
+        def write(self, text):
+            text = str(text)
+            room = CAP - self.used
+            if len(text) > room:
+                if not self.noted:
+                    self.noted = True
+                    self._stream.write(text[:max(room, 0)] + MARK)
+                self.used = CAP
+                return len(text)
+            self.used += len(text)
+            return self._stream.write(text)
+        def __getattr__(self, name):
+            return getattr(self._stream, name)
+    sys.stdout, sys.stderr = _Capped(sys.stdout), _Capped(sys.stderr)
+    def _new_cell(*args):
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, _Capped):
+                stream.used, stream.noted = 0, False
+    ip.events.register("pre_run_cell", _new_cell)
+else:
     for event, callbacks in ip.events.callbacks.items():
         callbacks[:] = [cb for cb in callbacks if id(cb) in KEEP.get(event, ())]
 cls = type(ip)
@@ -377,8 +403,12 @@ _SHELL_NAMES = ["showtraceback", "_showtraceback", "showsyntaxerror", "run_cell"
                 "user_expressions"]
 
 
-def _reset_expression(keep: dict | None) -> str:
-    code = _RESET.replace("NAMES", repr(_SHELL_NAMES)).replace("KEEP", repr(keep))
+TRUNCATION_MARK = "[grader: output beyond the limit dropped]"
+
+
+def _reset_expression(keep: dict | None, cap: int = DEFAULT_MAX_OUTPUT) -> str:
+    code = _RESET.replace("NAMES", repr(_SHELL_NAMES)).replace("KEEP", repr(keep)) \
+        .replace("CAP", str(int(cap))).replace("MARK", repr("\n" + TRUNCATION_MARK + "\n"))
     return (f"(lambda ns: (__import__('builtins').exec({code!r}, ns), ns['result'])[1])"
             "({'__name__': '__grader__'})")
 
@@ -417,11 +447,13 @@ def _client_class():
                 c["traceback"] = [str(x)[:2000] for x in list(c.get("traceback", []))[-30:]]
                 return super().output(outs, msg, display_id, cell_index)
             size = len(json.dumps(msg["content"], default=str))
+            if msg["msg_type"] == "stream" and TRUNCATION_MARK in str(msg["content"].get("text", "")):
+                self.truncated.add(cell_index)          # cut by the kernel-side cap
             used = self.kept.get(cell_index, 0)
             if used + size > self.max_output:
                 if cell_index not in self.truncated:
                     self.truncated.add(cell_index)
-                    text = f"[grader: output beyond {self.max_output} bytes dropped]\n"
+                    text = TRUNCATION_MARK + "\n"
                     outs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
                 return None
             self.kept[cell_index] = used + size
@@ -453,7 +485,7 @@ async def _kill(km, task=None) -> None:
 
 
 async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: float,
-                   max_output: int, sandbox: bool, hide: list[Path], nonce: str) -> Execution:
+                   max_output: int, sandbox: bool, nonce: str) -> Execution:
     import zmq
     import zmq.asyncio
     from jupyter_client.kernelspec import KernelSpecManager
@@ -466,7 +498,7 @@ async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: fl
     spec_dir = work / "kernels" / "course-grader"
     spec_dir.mkdir(parents=True)
     (spec_dir / "kernel.json").write_text(json.dumps(
-        {"argv": kernel_argv(work, sandbox, hide), "display_name": "grader", "language": "python",
+        {"argv": kernel_argv(work, sandbox), "display_name": "grader", "language": "python",
          "interrupt_mode": "message"}))
     ctx = zmq.asyncio.Context()
     ctx.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
@@ -485,7 +517,7 @@ async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: fl
             info.stopped = "the kernel did not start" + (f" ({res})" if isinstance(res, Exception) else "")
             await _kill(km, None if ok else res)
             return info
-        kc = km.client()
+        kc = km.client(context=ctx)
         kc.start_channels()
         ok, res = await _wait(kc.wait_for_ready(timeout=60), min(60.0, end - time.monotonic()))
         if not ok or isinstance(res, Exception):
@@ -494,7 +526,7 @@ async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: fl
             return info
         client.kc = kc
         keep = None
-        ok, first = await _wait(_reset(kc, None), 30)
+        ok, first = await _wait(_reset(kc, None, max_output), 30)
         if ok and isinstance(first, dict):
             keep = first["callbacks"]
             baseline = first["fingerprint"]
@@ -560,9 +592,9 @@ async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: fl
     return info
 
 
-async def _reset(kc, keep: dict | None) -> dict | None:
+async def _reset(kc, keep: dict | None, cap: int = DEFAULT_MAX_OUTPUT) -> dict | None:
     msg_id = kc.execute("", silent=True, store_history=False,
-                        user_expressions={"grader": _reset_expression(keep)})
+                        user_expressions={"grader": _reset_expression(keep, cap)})
     while True:
         msg = await kc.get_shell_msg(timeout=30)
         if msg["parent_header"].get("msg_id") == msg_id:
@@ -594,10 +626,9 @@ def execute_safely(nb: NotebookNode, *, timeout: float = DEFAULT_TIMEOUT,
     try:
         for sub in ("run", "home", "tmp", "conn"):
             (work / sub).mkdir()
-        hide = [Path(chapters_dir), REPO_ROOT / "chapters", REPO_ROOT / "assignments", REPO_ROOT / ".git"]
         info = asyncio.run(asyncio.wait_for(
             _execute(nb, work, timeout=timeout, deadline=deadline, max_output=max_output,
-                     sandbox=sandbox, hide=hide, nonce=nonce), deadline + 60))
+                     sandbox=sandbox, nonce=nonce), deadline + 60))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return info, label
