@@ -193,3 +193,21 @@ def test_bad_fit_input():
         fn.fit(np.ones((C, S)) / S, np.ones((C, 2)), 0.0)
     with pytest.raises(ValueError, match="until_collapse"):
         fn.simulate_linear(P0, X, FullySynthetic(5), 2, lam=0.1, until_collapse=True)
+
+
+def test_landing_moments_d1():
+    """Proposition (landing moments), d = 1: A+ P(a = k) - A- P(b = k) = sum_j x_j p_jk."""
+    c, n, R = 5, 3, 1500
+    X = fn.gaussian_embeddings(c, 1, seed=51)
+    pos = X[:, 0] > 0
+    assert 0 < pos.sum() < c
+    p0 = dirichlet(S, 1.0, seed=52, size=c)
+    res = fn.simulate_linear(p0, X, FullySynthetic(n), 1, runs=R, seed=53, until_collapse=True, max_generations=5000)
+    assert np.all(res.total_collapse >= 1)
+    lab = res.final.argmax(axis=2)
+    a, b = lab[:, np.argmax(pos)], lab[:, np.argmin(pos)]
+    x = X[:, 0]
+    lhs = np.array([x[pos].sum() * (a == k) + x[~pos].sum() * (b == k) for k in range(S)])
+    mu, se = lhs.mean(axis=1), lhs.std(axis=1, ddof=1) / math.sqrt(R)
+    assert np.all(np.abs(mu - x @ p0) <= K_SE * se), (mu, x @ p0, se)
+    assert np.max(se) < 0.04  # power: the targets sum_j x_j p_jk are of order 0.1 to 1
