@@ -194,3 +194,36 @@ def test_stationary_drift_matches_predictor_and_rejects_bad_input():
         ps.stationary_drift(P52, 100, 0)
     with pytest.raises(ValueError):
         ps.stationary_drift(P52, 100, 10, runs=1)
+
+
+# ----------------------------------------------------------------------------- Lemma 1 and Theorem 3 (issue 15)
+@pytest.mark.parametrize("s,n", [(60, 10), (200, 40), (600, 100)])
+def test_lemma1_first_regime_as_printed_is_false(s, n):
+    """Uniform p on s letters, n < s samples: ||p_hat - p||_1 >= 2 (1 - n/s) surely (at most n letters
+    charged), while the printed Lemma 1 (first regime of G_n(s)) bounds that probability below 0.1."""
+    assert s >= theory.C0 * n / math.e + 2
+    eps = 2 * (1 - n / s)
+    assert theory.lemma1_bound(n, s, eps, 0.5) < 0.1
+    rng = np.random.default_rng(s + n)
+    l1 = np.abs(rng.multinomial(n, np.full(s, 1 / s), size=500) / n - 1 / s).sum(axis=1)
+    assert np.all(l1 >= eps - 1e-12)
+
+
+def test_theorem3_follows_from_the_second_moment_bound():
+    """G_n(s) >= sqrt(2 (s-1) / pi) everywhere, so sqrt(n (s-1)) / N (course bound) <= Theorem 3."""
+    for n in range(1, 150, 7):
+        for s in range(2, 700, 13):
+            assert theory.lemma1_G(n, s) >= math.sqrt(2 * (s - 1) / math.pi), (n, s)
+    for N, n in [(100, 10), (1000, 1), (50, 500)]:
+        stationary = ps.drift_l1_bound(P52, N, n, 10**9)
+        assert stationary < math.sqrt(n * (52 - 1)) / N <= theory.deviation_bound(N, n, 600)
+
+
+def test_theorem3_binds_on_two_letters():
+    """Where Theorem 3 is informative (s = 2: G = 2), it holds and is within a factor 15 of the drift."""
+    p = np.array([0.5, 0.5])
+    for n in (1, 10, 100):
+        d, d_se, _ = ps.stationary_drift(p, 100, n, seed=[8, n])
+        b3 = theory.deviation_bound(100, n, 2)
+        assert d + 4 * d_se < b3 < 2
+        assert b3 / d < 15
