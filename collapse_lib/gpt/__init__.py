@@ -8,10 +8,12 @@ Command line: ``python -m collapse_lib.gpt run --out DIR [--quick] ...`` and ``.
 
 from .data import ALPHABET, CharTokenizer, load_corpus_text
 from .model import GPT, GPTConfig, KVCache
-from .runner import RunConfig, Runner, l1_drift, quick_config
-from .sample import sample, sample_naive, top_k_filter
+from .measure import context_probs, distribution_metrics
+from .runner import Chain, RunConfig, Runner, quick_config
+from .sample import sample, sample_naive, sample_streams, top_k_filter
 from .train import TrainConfig, evaluate_loss, train
 
 __all__ = ["ALPHABET", "CharTokenizer", "load_corpus_text", "GPT", "GPTConfig", "KVCache", "RunConfig",
-           "Runner", "l1_drift", "quick_config", "sample", "sample_naive", "top_k_filter", "TrainConfig",
+           "Runner", "Chain", "context_probs", "distribution_metrics", "quick_config", "sample",
+           "sample_naive", "sample_streams", "top_k_filter", "TrainConfig",
            "evaluate_loss", "train"]

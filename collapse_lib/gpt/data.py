@@ -247,12 +247,28 @@ def train_val_split(data: torch.Tensor, val_fraction: float = 0.1) -> tuple[torc
 def get_batch(
     data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows ``x = data[i:i+T]``, targets ``y = data[i+1:i+T+1]`` (nanoGPT style)."""
+    """A training batch ``(x, y)`` with ``y`` the next-token targets of ``x``.
+
+    * 1-D ``data`` (one long text, e.g. the Shakespeare corpus): random windows
+      ``x = data[i:i+T]``, ``y = data[i+1:i+T+1]`` (nanoGPT style).
+    * 2-D ``data`` of shape ``(streams, T + 1)`` (independent sampled streams, see
+      :func:`~collapse_lib.gpt.sample.sample_streams`): random whole rows, ``x = row[:-1]``,
+      ``y = row[1:]``. Every training context is then a prefix of one stream, which is exactly the
+      context a stream is sampled with: training and sampling use the same rule.
+    """
+    if data.dim() == 2:
+        if data.size(1) != block_size + 1:
+            raise ValueError(f"stream data must have rows of block_size + 1 = {block_size + 1} tokens, "
+                             f"got {data.size(1)}")
+        rows = data[torch.randint(data.size(0), (batch_size,), generator=generator)].long()
+        return rows[:, :-1], rows[:, 1:]
+    if data.dim() != 1:
+        raise ValueError(f"data must be 1-D (a text) or 2-D (streams), got shape {tuple(data.shape)}")
     if len(data) <= block_size:
         raise ValueError(f"data has {len(data)} tokens, need more than block_size={block_size}")
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-    x = torch.stack([data[i : i + block_size] for i in ix.tolist()])
-    y = torch.stack([data[i + 1 : i + 1 + block_size] for i in ix.tolist()])
+    x = torch.stack([data[i : i + block_size] for i in ix.tolist()]).long()
+    y = torch.stack([data[i + 1 : i + 1 + block_size] for i in ix.tolist()]).long()
     return x, y
 
 

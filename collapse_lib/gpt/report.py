@@ -1,7 +1,10 @@
-"""Reading and plotting the ``metrics.json`` written by :class:`~collapse_lib.gpt.runner.Runner`.
+"""Reading, summarising and plotting a run of :mod:`collapse_lib.gpt.runner` (and its n-gram
+companion ``ngram.json``). Used by chapter 9 on the committed run (``results/gpt/``) and on its
+live demo, and by the tests.
 
-Used by the GPT chapter (Figure 3 of the paper) and by the tests, on the committed full run
-(``results/gpt/metrics.json``) as well as on the chapter's live ``--quick`` demo.
+Randomness is summarised where it lives: across training seeds. A chain's value at generation
+``m`` is the mean over its seeds; its error bar is the standard error over seeds; comparisons
+between chains that share seeds (same generation-1 model) are computed per seed (paired).
 """
 
 from __future__ import annotations
@@ -13,81 +16,170 @@ import numpy as np
 
 #: metric key -> axis label
 METRICS: dict[str, str] = {
-    "l1_to_p1": r"$\frac{1}{K}\sum_c \|p^{(m)}(\cdot|c) - p^{(1)}(\cdot|c)\|_1$",
-    "l1_to_p0": r"$\frac{1}{K}\sum_c \|p^{(m)}(\cdot|c) - p^{(0)}(\cdot|c)\|_1$",
-    "val_loss_gen0": "validation loss on generation-0 text (nats)",
-    "val_loss_real": "validation loss on Shakespeare (nats)",
-    "entropy": "mean entropy of $p^{(m)}(\\cdot|c)$ (nats)",
-    "max_prob": r"mean $\|p^{(m)}(\cdot|c)\|_\infty$",
+    "l1_to_p1": r"drift from $p^{(1)}$: $\frac{1}{K}\sum_c \|p^{(m)}(\cdot|c)-p^{(1)}(\cdot|c)\|_1$",
+    "l1_to_p0": r"drift from $p^{(0)}$: $\frac{1}{K}\sum_c \|p^{(m)}(\cdot|c)-p^{(0)}(\cdot|c)\|_1$",
+    "entropy": r"mean entropy of $p^{(m)}(\cdot|c)$ (nats)",
+    "max_prob": r"mean largest probability $\|p^{(m)}(\cdot|c)\|_\infty$",
+    "support": r"mean support $|\{x: p^{(m)}(x|c) > 10^{-3}\}|$",
+    "distinct4": "distinct 4-gram rate of the sample",
+    "rare_rate": "rare-character rate of the sample",
+    "xent_p0": r"cross-entropy of the sample under $p^{(0)}$ (nats/char)",
+    "loss_real": "loss on real Shakespeare (nats/char)",
+    "loss_p0_heldout": r"loss on held-out $p^{(0)}$ text (nats/char)",
 }
-SCHEME_STYLE = {"fully": dict(color="#c0392b", marker="o", label="fully synthetic"),
-                "partially": dict(color="#1f5fa8", marker="s", label="partially synthetic (real + synthetic)")}
+#: chain name -> plotting style
+STYLE: dict[str, dict] = {
+    "fully_100k": dict(color="#c0392b", marker="o", label="fully synthetic, n = 100k"),
+    "fully_20k": dict(color="#8e44ad", marker="^", label="fully synthetic, n = 20k"),
+    "partially_100k": dict(color="#1f5fa8", marker="s", label="partially synthetic, N = n = 100k"),
+    "fully_100k_T0.8": dict(color="#d68910", marker="D", label="fully synthetic, n = 100k, T = 0.8"),
+}
 
 
-def load_results(path: str | Path) -> dict:
-    """Load a ``metrics.json`` file (raises ``FileNotFoundError`` with a hint if missing)."""
+def load_run(path: str | Path) -> dict:
+    """Load a run's ``metrics.json`` (``path`` is the file or its directory); ``ngram.json`` next to
+    it, when present, is attached under the key ``"ngram"``."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `python -m collapse_lib.gpt run --out DIR` first")
-    return json.loads(path.read_text())
+    run = json.loads(path.read_text())
+    ng = path.parent / "ngram.json"
+    if ng.is_file():
+        run["ngram"] = json.loads(ng.read_text())
+    return run
 
 
-def series(results: dict, scheme: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Generations ``m``, values of ``key`` and (for L1 metrics) standard errors for ``scheme``."""
-    rows = results["results"]["schemes"].get(scheme)
-    if not rows:
-        raise ValueError(f"scheme {scheme!r} not in results (have {list(results['results']['schemes'])})")
-    if key not in rows[0]:
-        raise ValueError(f"unknown metric {key!r}; available: {sorted(k for k in rows[0] if k in METRICS)}")
-    m = np.array([r["generation"] for r in rows])
-    v = np.array([r[key] for r in rows], dtype=float)
-    se = np.array([r.get(key + "_se", np.nan) for r in rows], dtype=float) if key + "_se" in rows[-1] else None
-    return m, v, se
+def chains(run: dict) -> list[dict]:
+    return run["config"]["chains"]
 
 
-def plot_metric(results: dict, key: str = "l1_to_p1", ax=None, gen0_line: bool = True):
-    """One panel: ``key`` against the generation for every scheme in ``results`` (error bars = 2
-    standard errors over contexts for the L1 metrics); a dotted line marks generation 0."""
+def _chain(run: dict, name: str) -> dict:
+    for c in chains(run):
+        if c["name"] == name:
+            return c
+    raise ValueError(f"no chain {name!r} in this run (have {[c['name'] for c in chains(run)]})")
+
+
+def values(run: dict, chain: str, key: str) -> np.ndarray:
+    """``(seeds, generations)`` array of metric ``key`` for ``chain`` (NaN where not yet run)."""
+    c = _chain(run, chain)
+    G = run["config"]["generations"]
+    out = np.full((len(c["seeds"]), G), np.nan)
+    for i, s in enumerate(c["seeds"]):
+        for m in range(1, G + 1):
+            st = run["stages"].get(f"{chain}/s{s}/gen{m}")
+            if st is not None:
+                if key not in st:
+                    raise ValueError(f"unknown metric {key!r}; available: {sorted(k for k in st if k in METRICS)}")
+                out[i, m - 1] = st[key]
+    return out
+
+
+def seed_summary(run: dict, chain: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generations ``m``, mean over seeds and standard error over seeds (NaN with one seed)."""
+    v = values(run, chain, key)
+    m = np.arange(1, v.shape[1] + 1)
+    mean = np.nanmean(v, axis=0) if np.isfinite(v).any() else np.full(v.shape[1], np.nan)
+    cnt = np.isfinite(v).sum(axis=0)
+    sd = np.array([np.nanstd(v[:, j], ddof=1) if cnt[j] > 1 else np.nan for j in range(v.shape[1])])
+    return m, mean, sd / np.sqrt(np.maximum(cnt, 1))
+
+
+def paired_difference(run: dict, a: str, b: str, key: str, m: int) -> tuple[float, float, int]:
+    """Mean over the seeds both chains share of ``key(a) - key(b)`` at generation ``m``, its
+    standard error over those seeds, and their number."""
+    ca, cb = _chain(run, a), _chain(run, b)
+    common = [s for s in ca["seeds"] if s in cb["seeds"]]
+    d = []
+    for s in common:
+        x, y = run["stages"].get(f"{a}/s{s}/gen{m}"), run["stages"].get(f"{b}/s{s}/gen{m}")
+        if x is not None and y is not None:
+            d.append(x[key] - y[key])
+    if not d:
+        raise ValueError(f"chains {a!r} and {b!r} share no completed seed at generation {m}")
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(np.mean(d)), se, len(d)
+
+
+def floor(run: dict, n: int) -> dict | None:
+    """The retraining floor for chains of size ``n`` (``None`` if fewer than two seeds ran)."""
+    return run.get("floor", {}).get(str(n))
+
+
+def plot_metric(run: dict, key: str = "l1_to_p1", ax=None, names=None, band: bool = True, seeds: bool = True):
+    """One panel: ``key`` against the generation for each chain: mean over seeds with error bars of
+    one standard error over seeds, each seed as a faint point; for the drift from ``p^(1)`` the
+    retraining floor of each sample size is drawn as a band (min to max over seed pairs)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
-    for scheme in results["results"]["schemes"]:
-        m, v, se = series(results, scheme, key)
-        style = SCHEME_STYLE.get(scheme, {"label": scheme})
-        if se is not None and np.isfinite(se).all():
-            ax.errorbar(m, v, yerr=2 * se, capsize=2, ms=4, **style)
-        else:
-            ax.plot(m, v, ms=4, **style)
-    g0 = results["results"].get("gen0") or {}
-    if gen0_line and key in g0 and key.startswith("val_loss"):
-        ax.axhline(g0[key], color="0.4", ls=":", label="generation 0")
+        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    names = [c["name"] for c in chains(run)] if names is None else names
+    if band and key == "l1_to_p1":
+        for n in sorted({_chain(run, nm)["n"] for nm in names}):
+            fl = floor(run, n)
+            if fl:
+                ax.axhspan(fl["min"], fl["max"], color="0.5" if n >= 100_000 else "#b59ccf", alpha=0.25, lw=0,
+                           label=f"retraining floor, n = {n // 1000}k (seed pairs)")
+    for nm in names:
+        st = STYLE.get(nm, {"label": nm})
+        m, mean, se = seed_summary(run, nm, key)
+        ax.errorbar(m, mean, yerr=np.nan_to_num(se), capsize=2, ms=4, lw=1.4, **st)
+        if seeds:
+            v = values(run, nm, key)
+            for row in v:
+                ax.plot(m, row, ls="none", marker=st.get("marker", "o"), ms=2.5, color=st.get("color"), alpha=0.35)
     ax.set_xlabel("generation $m$")
-    ax.set_ylabel(METRICS.get(key, key))
+    ax.set_ylabel(METRICS.get(key, key), fontsize=8)
     ax.grid(alpha=0.3)
     return ax
 
 
-def plot_figure3(results: dict, keys=("l1_to_p1", "val_loss_gen0", "val_loss_real", "entropy")):
-    """Four panels in the layout of the paper's Figure 3: drift from ``p^(1)`` and three curves
-    of validation behaviour (we show the entropy where the paper's third loss panel was)."""
+def plot_curves(run: dict, chain: str, seed: int, ax=None):
+    """Training curves (loss on the held-out part of the generation's own training data against
+    the iteration) of every generation of one chain and seed; dashed: the training loss."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    for ax, key in zip(axes.flat, keys):
-        plot_metric(results, key, ax)
-    axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    G = run["config"]["generations"]
+    cmap = plt.get_cmap("viridis")
+    for m in range(1, G + 1):
+        st = run["stages"].get(f"{chain}/s{seed}/gen{m}")
+        if st is None or "curve" not in st:
+            continue
+        cu, col = st["curve"], cmap((m - 1) / max(1, G - 1))
+        ax.plot(cu["iter"], cu["heldout_loss"], color=col, label=f"gen {m}")
+        ax.plot(cu["iter"], cu["train_loss"], color=col, ls="--", lw=0.8)
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("loss (nats/char)")
+    ax.set_title(STYLE.get(chain, {}).get("label", chain) + f", seed {seed}", fontsize=9)
+    ax.grid(alpha=0.3)
+    return ax
 
 
-def samples_side_by_side(results: dict, generations=(1, None), width: int = 200) -> dict[str, str]:
-    """Sample texts keyed ``"<scheme> gen <m>"`` (``None`` = last generation), cut to ``width``."""
+def ngram_summary(run: dict, k: int, chain: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generations, mean and standard error over seeds of ``key`` for the order-``k`` count model
+    pushed through ``chain``."""
+    if "ngram" not in run:
+        raise ValueError("this run has no ngram.json: run `python -m collapse_lib.gpt ngram --out DIR`")
+    entry = run["ngram"]["chains"].get(f"k{k}/{chain}")
+    if entry is None:
+        raise ValueError(f"no count model of order {k} for chain {chain!r}")
+    d = entry["metrics"][key]
+    mean = np.array(d["mean"], dtype=float)
+    return np.arange(1, len(mean) + 1), mean, np.array(d["se"], dtype=float)
+
+
+def samples(run: dict, chain: str, seed: int, generations=(1, None), width: int = 260) -> dict[str, str]:
+    """Opening characters of the samples of ``chain`` (``None`` = last generation)."""
+    G = run["config"]["generations"]
     out = {}
-    for scheme, rows in results["results"]["schemes"].items():
-        by_gen = {r["generation"]: r for r in rows}
-        for g in generations:
-            g = max(by_gen) if g is None else g
-            if g in by_gen:
-                out[f"{scheme} gen {g}"] = by_gen[g]["sample"][:width]
+    for g in generations:
+        g = G if g is None else g
+        st = run["stages"].get(f"{chain}/s{seed}/gen{g}")
+        if st is not None:
+            out[f"generation {g}"] = st["sample_text"][:width]
     return out

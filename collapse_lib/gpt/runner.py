@@ -1,53 +1,98 @@
 """Recursive training of character-level GPTs on their own samples (Section 4 of the paper).
 
-Stages (each writes one checkpoint, so an interrupted run resumes at the next stage):
+The experiment
+--------------
+``p0``
+    A GPT trained on the Shakespeare corpus with the recipe ``cfg.train``. Its next-character
+    distribution is the ground truth ``p^(0)``. From it we draw, as independent streams (the
+    sampling rule of :func:`~collapse_lib.gpt.sample.sample_streams`): the **real set** (``n_real``
+    characters plus a 10 % held-out part) and ``n_contexts`` evaluation contexts, each the prefix
+    of its own stream cut at a uniformly random length ``1..block_size``, so no context straddles
+    two streams and the contexts follow the distribution of training contexts.
+``gen1/n<n>/s<seed>``
+    A fresh GPT trained, with the *same* recipe, on the first ``n`` characters of the real set:
+    ``p^(1)``. Seeds ``0..floor_seeds-1`` exist for every chain size ``n``; their pairwise drift
+    is the **retraining floor**: the drift that training randomness alone produces.
+``<chain>/s<seed>/gen<m>``, ``m = 1..generations``
+    A chain (:class:`Chain`) is a scheme, a sample size ``n`` and a sampling temperature. Its
+    generation 1 is ``gen1/n<n>/s<seed>``; generation ``m >= 2`` is a fresh GPT trained with the
+    same recipe on ``n`` characters sampled from generation ``m - 1`` (*fully* synthetic) or on
+    the real set plus those ``n`` characters (*partially* synthetic). Every generation samples
+    its own text (``n`` characters plus 10 % held out) at the chain's temperature.
 
-``gen0``
-    A GPT trained on the Shakespeare corpus. Its next-character distribution is the *ground
-    truth* ``p^(0)``. From it we draw the **real set** (``n_real`` characters: the paper treats
-    samples of ``p^(0)`` as the real data distribution), a held-out text of ``n_heldout``
-    characters, and ``n_contexts`` evaluation contexts (``block_size`` characters each).
-``gen1``
-    A fresh GPT trained on the real set only: ``p^(1)``. It is shared by both schemes.
-``<scheme>/gen<m>``, ``m = 2..G``
-    *fully*: trained only on ``n_synth`` characters sampled from generation ``m - 1``;
-    *partially*: trained on the real set concatenated with ``n_synth`` characters sampled from
-    generation ``m - 1`` of the same scheme (with ``n_synth = n_real`` the mix is half real, half
-    synthetic: the balanced case of the paper's partially synthetic setting).
+Every stage writes one checkpoint; stages run in ``workers`` processes in parallel (each with
+``threads`` torch threads) in dependency order; an interrupted run resumes with the next missing
+stage. Each stage derives its seed from the run seed and its name (:func:`stage_seed`), so the
+numbers do not depend on the order in which stages ran or on interruptions.
 
-All generations use the same architecture and optimisation settings (``iters`` iterations;
-generation 0 uses ``gen0_iters``). Metrics of generation ``m`` (model ``p^(m)``):
-
-* ``l1_to_p1`` and ``l1_to_p0``: ``(1/K) sum_c ||p^(m)(.|c) - p^(j)(.|c)||_1`` over the ``K``
-  fixed contexts (the paper's drift measure, Fig. 3 top left), with its standard error;
-* ``val_loss_gen0``: cross-entropy on the held-out generation-0 text;
-* ``val_loss_real``: cross-entropy on the real Shakespeare validation split;
-* ``entropy``: mean entropy (nats) of ``p^(m)(.|c)`` over the contexts; ``sample``: a text sample.
-
-Randomness: every stage derives its own seed from the run seed and the stage name
-(:func:`stage_seed`), so results do not depend on the order in which stages run, on which
-schemes are selected, or on whether the run was interrupted. Each checkpoint also stores the RNG
-states at its end.
+Per generation (model ``p^(m)``, sample ``D_m``) we record (:mod:`~collapse_lib.gpt.measure`):
+drift to ``p^(1)`` (the chain's own) and to ``p^(0)``; mean entropy, largest probability and
+support (characters above ``support_threshold``) over the contexts; the training curve (train
+loss and loss on the held-out part of the generation's own training data every
+``train.eval_interval`` iterations); loss on held-out ``p^(0)`` streams and on real Shakespeare;
+and of ``D_m``: distinct 4-gram rate, rare-character rate, cross-entropy under ``p^(0)``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import sys
 import time
 import zlib
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import data as D
+from .measure import context_probs, distribution_metrics, rare_characters, sample_metrics
 from .model import GPT, GPTConfig, default_device
-from .sample import generate_corpus, sample
+from .sample import sample_streams
 from .train import TrainConfig, evaluate_loss, train
 
 SCHEMES = ("fully", "partially")
+HELDOUT_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One recursive-training chain: ``scheme`` (``"fully"`` or ``"partially"``), ``n`` sampled
+    characters per generation, the sampling ``temperature`` and the training ``seeds``."""
+
+    name: str
+    scheme: str
+    n: int
+    temperature: float = 1.0
+    seeds: tuple[int, ...] = (0, 1)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in ("p0", "gen1"):
+            raise ValueError(f"chain name must be a non-empty word without '/', got {self.name!r}")
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if not isinstance(self.n, int) or self.n <= 0:
+            raise ValueError(f"n must be a positive integer, got {self.n!r}")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < float("inf")):
+            raise ValueError(f"temperature must be a positive finite number, got {self.temperature!r}")
+        seeds = tuple(self.seeds)
+        if not seeds or len(set(seeds)) != len(seeds) or any(not isinstance(s, int) or s < 0 for s in seeds):
+            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+
+
+#: The chains of the committed experiment (chapter 9).
+DEFAULT_CHAINS: tuple[Chain, ...] = (
+    Chain("fully_100k", "fully", 100_000),
+    Chain("fully_20k", "fully", 20_000),
+    Chain("partially_100k", "partially", 100_000),
+    Chain("fully_100k_T0.8", "fully", 100_000, temperature=0.8, seeds=(0,)),
+)
 
 
 @dataclass
@@ -55,59 +100,75 @@ class RunConfig:
     """Everything that determines the numbers of a run (stored in ``config.json``)."""
 
     model: GPTConfig = field(default_factory=GPTConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_iters=600, batch_size=16, warmup_iters=60,
-                                                                   eval_interval=10**9))
-    gen0_iters: int = 2000
-    generations: int = 10
-    schemes: tuple[str, ...] = SCHEMES
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_iters=1200, batch_size=16, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=200,
+        eval_windows=256))
+    chains: tuple[Chain, ...] = DEFAULT_CHAINS
+    generations: int = 6
+    floor_seeds: int = 3
     n_real: int = 100_000
-    n_synth: int = 100_000
-    n_heldout: int = 30_000
     n_contexts: int = 300
-    sample_streams: int = 256
-    temperature: float = 1.0
-    top_k: int | None = None
-    keep: int | None = None
+    support_threshold: float = 1e-3
+    sample_metric_chars: int = 20_000
     corpus_chars: int = D.TARGET_CHARS
     seed: int = 1234
+    threads: int = 1
+    workers: int = 2
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = GPTConfig(**self.model)
         if isinstance(self.train, dict):
             self.train = TrainConfig(**self.train)
-        self.schemes = tuple(self.schemes)
-        if self.generations < 1:
-            raise ValueError(f"generations must be >= 1, got {self.generations}")
-        if not self.schemes or any(s not in SCHEMES for s in self.schemes):
-            raise ValueError(f"schemes must be a non-empty subset of {SCHEMES}, got {self.schemes}")
-        for name in ("gen0_iters", "n_real", "n_synth", "n_heldout", "n_contexts", "sample_streams", "corpus_chars"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("n_real", "n_synth", "n_heldout"):
-            if getattr(self, name) <= self.model.block_size + 1:
-                raise ValueError(f"{name} must exceed block_size + 1")
+        self.chains = tuple(Chain(**{**c, "seeds": tuple(c["seeds"])}) if isinstance(c, dict) else c
+                            for c in self.chains)
+        for name in ("generations", "floor_seeds", "n_real", "n_contexts", "sample_metric_chars", "corpus_chars",
+                     "threads", "workers"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not self.chains:
+            raise ValueError("chains must not be empty")
+        if len({c.name for c in self.chains}) != len(self.chains):
+            raise ValueError("chain names must be distinct")
+        for c in self.chains:
+            if c.n > self.n_real:
+                raise ValueError(f"chain {c.name!r}: n={c.n} exceeds n_real={self.n_real} (generation 1 trains on "
+                                 "the first n characters of the real set)")
+            if max(c.seeds) >= self.floor_seeds:
+                raise ValueError(f"chain {c.name!r} uses seed {max(c.seeds)}, but only seeds 0..{self.floor_seeds - 1} "
+                                 "of generation 1 are trained (raise floor_seeds)")
+        if not 0 < self.support_threshold < 1:
+            raise ValueError(f"support_threshold must lie in (0, 1), got {self.support_threshold}")
+        if self.sample_metric_chars > min(c.n for c in self.chains):
+            raise ValueError("sample_metric_chars must not exceed the smallest chain's n")
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["schemes"] = list(self.schemes)
+        d["chains"] = [dict(asdict(c), seeds=list(c.seeds)) for c in self.chains]
         return d
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON of the configuration (stored in every checkpoint)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 def quick_config(**overrides) -> RunConfig:
-    """A tiny configuration (seconds on a laptop CPU) for tests and the chapter's live demo."""
+    """A small configuration for tests and the chapter's live demo (well under a minute on two
+    cores): a 2-layer model, a 20k-character real set, two fully synthetic chains of three
+    generations (temperature 1 and 0.8). Generation 1 learns far below the unigram entropy."""
     base = RunConfig(
-        model=GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32),
-        train=TrainConfig(max_iters=80, batch_size=16, warmup_iters=10, learning_rate=1e-2, min_lr=1e-3,
-                          eval_interval=10**9, eval_windows=32),
-        gen0_iters=200,
-        generations=2,
-        n_real=6000,
-        n_synth=6000,
-        n_heldout=3000,
-        n_contexts=50,
-        sample_streams=64,
-        corpus_chars=120_000,
+        model=GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=48),
+        train=TrainConfig(max_iters=250, batch_size=32, warmup_iters=20, learning_rate=1e-2, min_lr=1e-3,
+                          eval_interval=50, eval_windows=64),
+        chains=(Chain("fully", "fully", 20_000, seeds=(0,)), Chain("fully_T0.8", "fully", 20_000, 0.8, seeds=(0,))),
+        generations=3,
+        floor_seeds=1,
+        n_real=20_000,
+        n_contexts=100,
+        sample_metric_chars=4_000,
+        corpus_chars=200_000,
+        workers=1,
     )
     return replace(base, **overrides)
 
@@ -117,282 +178,368 @@ def stage_seed(seed: int, stage: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(stage.encode())) % (2**63 - 1)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def environment() -> dict:
+def environment(threads: int | None = None) -> dict:
     """Library versions and machine information recorded with the results."""
-    import numpy
-
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        "numpy": np.__version__,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads if threads is not None else torch.get_num_threads(),
         "device": default_device(),
     }
 
 
-@torch.no_grad()
-def context_probs(model: GPT, contexts: torch.Tensor) -> torch.Tensor:
-    """``p(.|c)`` for each context row, on the CPU in float64 (shape ``(K, vocab)``)."""
-    device = next(model.parameters()).device
-    model.eval()
-    return model.next_token_probs(contexts.to(device)).double().cpu()
+# ----------------------------------------------------------------------------- the stage graph
+def gen1_stage(n: int, seed: int) -> str:
+    return f"gen1/n{n}/s{seed}"
 
 
-def l1_drift(p: torch.Tensor, q: torch.Tensor) -> tuple[float, float]:
-    """Mean over contexts of ``||p(.|c) - q(.|c)||_1`` and its standard error (rows = contexts)."""
-    if p.shape != q.shape or p.dim() != 2:
-        raise ValueError(f"need two (contexts, vocab) arrays of equal shape, got {tuple(p.shape)}, {tuple(q.shape)}")
-    d = (p - q).abs().sum(dim=1)
-    se = float(d.std(unbiased=True) / len(d) ** 0.5) if len(d) > 1 else float("nan")
-    return float(d.mean()), se
+def chain_stage(chain: Chain, seed: int, m: int) -> str:
+    return f"{chain.name}/s{seed}/gen{m}"
 
 
-def mean_entropy(p: torch.Tensor) -> float:
-    """Mean Shannon entropy (nats) of the rows of ``p``."""
-    return float(-(p * torch.log(p.clamp_min(1e-300))).sum(dim=1).mean())
+def stage_graph(cfg: RunConfig) -> dict[str, tuple[str, ...]]:
+    """Every stage of the run and the stages it needs, in a valid order."""
+    g: dict[str, tuple[str, ...]] = {"p0": ()}
+    for n in sorted({c.n for c in cfg.chains}, reverse=True):
+        for s in range(cfg.floor_seeds):
+            g[gen1_stage(n, s)] = ("p0",)
+    for c in cfg.chains:
+        for s in c.seeds:
+            g[chain_stage(c, s, 1)] = (gen1_stage(c.n, s),)
+            for m in range(2, cfg.generations + 1):
+                g[chain_stage(c, s, m)] = (chain_stage(c, s, m - 1),)
+    return g
 
 
+def _n_streams(n_chars: int, block_size: int) -> int:
+    """Streams needed for ``n_chars`` sampled characters (``block_size`` per stream)."""
+    return -(-n_chars // block_size)
+
+
+# ----------------------------------------------------------------------------- one stage
+class StageRunner:
+    """Runs single stages of a run directory (used inside the worker processes)."""
+
+    def __init__(self, cfg: RunConfig, out: str | os.PathLike, progress: bool = False):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.progress = progress
+        self.device = default_device()
+        self.tok = D.CharTokenizer()
+        self.start = int(self.tok.encode("\n")[0])
+        if cfg.model.vocab_size != self.tok.vocab_size:
+            raise ValueError(f"model.vocab_size must be {self.tok.vocab_size}, got {cfg.model.vocab_size}")
+        self._cache: dict = {}
+
+    # -- files ----------------------------------------------------------------
+    def ckpt_path(self, stage: str) -> Path:
+        return self.out / "checkpoints" / f"{stage}.pt"
+
+    def metrics_path(self, stage: str) -> Path:
+        return self.out / "stages" / f"{stage}.json"
+
+    def done(self, stage: str) -> bool:
+        return self.ckpt_path(stage).is_file() and self.metrics_path(stage).is_file()
+
+    def save(self, stage: str, payload: dict, metrics: dict) -> None:
+        payload = dict(payload, fingerprint=self.cfg.fingerprint())
+        for path, write in ((self.ckpt_path(stage), lambda p: torch.save(payload, p)),
+                            (self.metrics_path(stage), lambda p: p.write_text(json.dumps(metrics, indent=1)))):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            write(tmp)
+            os.replace(tmp, path)  # atomic: a killed run never leaves a half-written file
+
+    def load(self, stage: str) -> dict:
+        if stage in self._cache:
+            return self._cache[stage]
+        path = self.ckpt_path(stage)
+        try:
+            ck = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means the file is damaged
+            raise RuntimeError(f"checkpoint {path} is damaged or unreadable ({type(exc).__name__}: {exc}); "
+                               "delete it and run again to recompute that stage") from None
+        if not isinstance(ck, dict) or ck.get("fingerprint") != self.cfg.fingerprint():
+            raise RuntimeError(f"checkpoint {path} was written by a different configuration; "
+                               "use a new run directory")
+        self._cache[stage] = ck
+        return ck
+
+    def model_from(self, stage: str) -> GPT:
+        model = GPT(self.cfg.model).to(self.device)
+        model.load_state_dict(self.load(stage)["model"])
+        model.eval()
+        return model
+
+    # -- data -----------------------------------------------------------------
+    def corpus(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if "corpus" not in self._cache:
+            c = self.cfg.corpus_chars
+            text = D.load_corpus_text() if c == D.TARGET_CHARS else D.build_corpus_text(target_chars=c)
+            self._cache["corpus"] = D.train_val_split(self.tok.encode(text), 0.1)
+        return self._cache["corpus"]
+
+    def real_set(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training and held-out streams of the first ``n`` characters of the real set."""
+        ck = self.load("p0")
+        T = self.cfg.model.block_size
+        k = _n_streams(n, T)
+        return ck["real"][:k], ck["real_heldout"][: max(1, round(HELDOUT_FRACTION * k))]
+
+    def _sample(self, model: GPT, n_chars: int, g: torch.Generator, temperature: float):
+        T = self.cfg.model.block_size
+        k = _n_streams(n_chars, T)
+        streams = sample_streams(model, k + max(1, round(HELDOUT_FRACTION * k)), self.start, g, temperature)
+        return streams[:k], streams[k:]
+
+    def _train(self, stage: str, data: torch.Tensor, heldout: torch.Tensor | None) -> tuple[GPT, dict]:
+        seed = stage_seed(self.cfg.seed, stage)
+        torch.manual_seed(seed)
+        model = GPT(self.cfg.model).to(self.device)
+        val = {"heldout": heldout} if heldout is not None else None
+        hist = train(model, data, self.cfg.train, torch.Generator().manual_seed(seed + 1), val_data=val,
+                     progress=self.progress, desc=stage)
+        return model, hist
+
+    def _evaluate(self, model: GPT, refs: dict[str, torch.Tensor]) -> tuple[dict, torch.Tensor]:
+        ck0 = self.load("p0")
+        P = context_probs(model, ck0["contexts"], ck0["context_lengths"])
+        met = distribution_metrics(P, refs, self.cfg.support_threshold)
+        w = self.cfg.train.eval_windows
+        met["loss_p0_heldout"] = evaluate_loss(model, ck0["real_heldout"], w)
+        met["loss_real"] = evaluate_loss(model, self.corpus()[1], w)
+        return met, P
+
+    def _describe_sample(self, streams: torch.Tensor, p0: GPT) -> dict:
+        rare = np.array(self.load("p0")["rare"], dtype=bool)
+        met = sample_metrics(streams, rare, p0, self.cfg.sample_metric_chars)
+        met["sample_text"] = self.tok.decode(streams[:4].reshape(-1).tolist())
+        return met
+
+    # -- stages ---------------------------------------------------------------
+    def run_stage(self, stage: str) -> dict:
+        """Compute ``stage`` (its dependencies must be done) and save it; return its metrics."""
+        torch.set_num_threads(self.cfg.threads)
+        t0, c0 = time.perf_counter(), time.process_time()
+        if stage == "p0":
+            met, payload = self._p0()
+        elif stage.startswith("gen1/"):
+            met, payload = self._gen1(stage)
+        else:
+            met, payload = self._chain_generation(stage)
+        met["wall_s"] = time.perf_counter() - t0
+        met["cpu_s"] = time.process_time() - c0
+        met["stage"] = stage
+        self.save(stage, payload, met)
+        return met
+
+    def _p0(self) -> tuple[dict, dict]:
+        c, T = self.cfg, self.cfg.model.block_size
+        train_split, _ = self.corpus()
+        seed = stage_seed(c.seed, "p0")
+        t0 = time.perf_counter()
+        model, hist = self._train("p0", train_split, self.corpus()[1])
+        t_train = time.perf_counter() - t0
+        g = torch.Generator().manual_seed(seed + 2)
+        t0 = time.perf_counter()
+        real, real_heldout = self._sample(model, c.n_real, g, 1.0)
+        ctx_streams = sample_streams(model, c.n_contexts, self.start, g)
+        lengths = torch.randint(1, T + 1, (c.n_contexts,), generator=g)
+        t_sample = time.perf_counter() - t0
+        rare = rare_characters(real, c.model.vocab_size)
+        payload = {"model": model.state_dict(), "real": real, "real_heldout": real_heldout,
+                   "contexts": ctx_streams[:, :T].clone(), "context_lengths": lengths, "rare": rare.tolist()}
+        self._cache["p0"] = dict(payload, fingerprint=c.fingerprint())
+        met, P0 = self._evaluate(model, {})
+        self._cache["p0"]["p0"] = P0
+        payload["p0"] = P0
+        met.update(self._describe_sample(real, model))
+        met.update(generation=0, train_s=t_train, sample_s=t_sample, curve=_curve(hist),
+                   tokens_per_s=hist["tokens_per_s"], rare_chars=self.tok.decode(np.flatnonzero(rare).tolist()))
+        return met, payload
+
+    def _gen1(self, stage: str) -> tuple[dict, dict]:
+        n = int(stage.split("/")[1][1:])
+        data, heldout = self.real_set(n)
+        t0 = time.perf_counter()
+        model, hist = self._train(stage, data, heldout)
+        t_train = time.perf_counter() - t0
+        met, P = self._evaluate(model, {"p0": self.load("p0")["p0"]})
+        met.update(generation=1, n=n, train_s=t_train, curve=_curve(hist), tokens_per_s=hist["tokens_per_s"])
+        return met, {"model": model.state_dict(), "P": P}
+
+    def _chain_generation(self, stage: str) -> tuple[dict, dict]:
+        name, s, gm = stage.split("/")
+        chain = next(ch for ch in self.cfg.chains if ch.name == name)
+        seed, m = int(s[1:]), int(gm[3:])
+        p0 = self.model_from("p0")
+        P0 = self.load("p0")["p0"]
+        g1 = gen1_stage(chain.n, seed)
+        t_train = 0.0
+        if m == 1:
+            model, P = self.model_from(g1), self.load(g1)["P"]
+            met = {k: v for k, v in json.loads(self.metrics_path(g1).read_text()).items()
+                   if k not in ("wall_s", "cpu_s", "stage", "train_s")}
+            met.update(l1_to_p1=0.0, l1_to_p1_se=0.0)
+        else:
+            prev = self.load(chain_stage(chain, seed, m - 1))
+            data, heldout = prev["synth"], prev["synth_heldout"]
+            if chain.scheme == "partially":
+                real, real_heldout = self.real_set(self.cfg.n_real)
+                data, heldout = torch.cat([real, data]), torch.cat([real_heldout, heldout])
+            t0 = time.perf_counter()
+            model, hist = self._train(stage, data, heldout)
+            t_train = time.perf_counter() - t0
+            met, P = self._evaluate(model, {"p0": P0, "p1": self.load(g1)["P"]})
+            met.update(curve=_curve(hist), tokens_per_s=hist["tokens_per_s"])
+        g = torch.Generator().manual_seed(stage_seed(self.cfg.seed, stage) + 2)
+        t0 = time.perf_counter()
+        synth, synth_heldout = self._sample(model, chain.n, g, chain.temperature)
+        t_sample = time.perf_counter() - t0
+        met.update(self._describe_sample(synth, p0))
+        met.update(generation=m, chain=name, seed=seed, train_s=t_train, sample_s=t_sample)
+        return met, {"model": model.state_dict(), "synth": synth, "synth_heldout": synth_heldout}
+
+
+def _curve(hist: dict) -> dict:
+    return {"iter": hist["iter"], "train_loss": hist["train_loss"], "heldout_loss": hist["val"].get("heldout", [])}
+
+
+def _worker(cfg_dict: dict, out: str, stage: str) -> dict:
+    cfg = RunConfig(**cfg_dict)
+    torch.set_num_threads(cfg.threads)
+    return StageRunner(cfg, out).run_stage(stage)
+
+
+# ----------------------------------------------------------------------------- the whole run
 class Runner:
-    """Runs (or resumes) the recursive-training experiment described in the module docstring."""
+    """Runs (or resumes) the experiment of the module docstring in ``out``."""
 
     def __init__(self, cfg: RunConfig, out: str | os.PathLike, progress: bool | None = None, log=print):
         self.cfg = cfg
         self.out = Path(out)
-        self.progress = progress
+        self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log
-        self.device = default_device()
-        self.tok = D.CharTokenizer()
-        if cfg.model.vocab_size != self.tok.vocab_size:
-            raise ValueError(f"model.vocab_size must be {self.tok.vocab_size}, got {cfg.model.vocab_size}")
+        self.stages = StageRunner(cfg, out)
 
-    # -- files -----------------------------------------------------------------
-    def _ckpt(self, stage: str) -> Path:
-        return self.out / "checkpoints" / f"{stage}.pt"
-
-    def _check_config(self) -> None:
+    def check_config(self) -> None:
+        """Write ``config.json`` in a new directory; refuse a directory that holds another
+        configuration, or checkpoints without a configuration."""
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "config.json"
-        cfg = self.cfg.to_dict()
+        cfg = json.loads(json.dumps(self.cfg.to_dict()))
         if path.exists():
-            old = json.loads(path.read_text())
-            # the set of generations and schemes may grow on resume; everything else must match
-            a = {k: v for k, v in old.items() if k not in ("generations", "schemes")}
-            b = {k: v for k, v in json.loads(json.dumps(cfg)).items() if k not in ("generations", "schemes")}
-            if a != b:
-                raise ValueError(f"{path} holds a different configuration; use a new --out directory")
+            try:
+                old = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} is not valid JSON ({exc}); use a new run directory") from None
+            if old != cfg:
+                diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+                raise ValueError(f"{path} holds a different configuration (differs in: {', '.join(diff)}); "
+                                 "use a new --out directory or the same settings")
+        elif (self.out / "checkpoints").exists() or (self.out / "stages").exists():
+            raise ValueError(f"{self.out} holds checkpoints but no config.json: refusing to reuse them; "
+                             "use a new --out directory")
         path.write_text(json.dumps(cfg, indent=2))
 
-    def _save(self, stage: str, payload: dict, gen: torch.Generator) -> None:
-        payload = dict(payload, rng_state=gen.get_state(), torch_rng_state=torch.get_rng_state())
-        path = self._ckpt(stage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written checkpoint
-
-    def _load(self, stage: str) -> dict | None:
-        path = self._ckpt(stage)
-        return torch.load(path, weights_only=False) if path.exists() else None
-
-    # -- pieces ------------------------------------------------------------------
-    def _new_model(self, seed: int) -> GPT:
-        torch.manual_seed(seed)
-        return GPT(self.cfg.model).to(self.device)
-
-    def _train(self, seed: int, train_data: torch.Tensor, iters: int, desc: str) -> tuple[GPT, dict]:
-        model = self._new_model(seed)
-        g = _gen(seed + 1)
-        tcfg = replace(self.cfg.train, max_iters=iters, warmup_iters=min(self.cfg.train.warmup_iters, iters))
-        hist = train(model, train_data, tcfg, g, progress=self.progress, desc=desc)
-        return model, hist
-
-    def _sample_text(self, model: GPT, n: int, g: torch.Generator) -> torch.Tensor:
-        c = self.cfg
-        toks = generate_corpus(model, n, self.tok.encode("\n")[0].item(), c.sample_streams, g,
-                               c.temperature, c.top_k, c.keep)
-        return toks.to(torch.uint8)
-
-    def _metrics(self, model: GPT, ref: dict, g: torch.Generator) -> tuple[dict, torch.Tensor]:
-        t0 = time.perf_counter()
-        probs = context_probs(model, ref["contexts"])
-        m = {}
-        for j in (0, 1):
-            key = f"p{j}"
-            if key in ref:
-                m[f"l1_to_p{j}"], m[f"l1_to_p{j}_se"] = l1_drift(probs, ref[key])
-        m["entropy"] = mean_entropy(probs)
-        m["max_prob"] = float(probs.max(dim=1).values.mean())
-        w = self.cfg.train.eval_windows
-        m["val_loss_gen0"] = evaluate_loss(model, ref["heldout"].long(), w)
-        m["val_loss_real"] = evaluate_loss(model, ref["real_val"], w)
-        prompt = self.tok.encode("\n").view(1, 1).to(self.device)
-        m["sample"] = self.tok.decode(sample(model, prompt, 300, generator=g, keep=self.cfg.keep)[0, 1:].tolist())
-        m["eval_s"] = time.perf_counter() - t0
-        return m, probs
-
-    # -- the experiment ------------------------------------------------------------
     def run(self) -> dict:
-        """Run every missing stage, then write and return ``metrics.json``'s content."""
-        c = self.cfg
-        self._check_config()
+        """Run every missing stage (``cfg.workers`` processes in parallel), then write and return
+        ``metrics.json``'s content."""
+        from tqdm.auto import tqdm
+
+        self.check_config()
+        graph = stage_graph(self.cfg)
+        done = {s for s in graph if self.stages.done(s)}
+        for s in done:  # a checkpoint from another configuration must not be reused silently
+            self.stages.load(s)
+            self.stages._cache.clear()
+        todo = [s for s in graph if s not in done]
+        depth = _remaining_depth(graph)
         t_start = time.perf_counter()
-        text = D.load_corpus_text() if c.corpus_chars == D.TARGET_CHARS else D.build_corpus_text(target_chars=c.corpus_chars)
-        corpus = self.tok.encode(text)
-        train_split, real_val = D.train_val_split(corpus, 0.1)
-        ref: dict = {"real_val": real_val}
-        results: dict = {"gen0": None, "gen1": None, "schemes": {s: [] for s in c.schemes}}
+        bar = tqdm(total=len(graph), initial=len(done), desc="stages", disable=not self.progress)
+        cfg_dict = self.cfg.to_dict()
+        if self.cfg.workers == 1:
+            for s in todo:
+                met = self.stages.run_stage(s)
+                self._report(s, met, bar)
+        else:
+            with ProcessPoolExecutor(self.cfg.workers, mp_context=get_context("spawn")) as pool:
+                running: dict = {}
+                while todo or running:
+                    ready = [s for s in todo if all(d in done for d in graph[s])]
+                    ready.sort(key=lambda s: -depth[s])
+                    for s in ready[: self.cfg.workers - len(running)]:
+                        running[pool.submit(_worker, cfg_dict, str(self.out), s)] = s
+                        todo.remove(s)
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        s = running.pop(f)
+                        met = f.result()
+                        done.add(s)
+                        self._report(s, met, bar)
+                        self.collect(time.perf_counter() - t_start)
+        bar.close()
+        return self.collect(time.perf_counter() - t_start)
 
-        # generation 0: the ground truth p^(0), the real set, held-out text and contexts
-        ck = self._load("gen0")
-        if ck is None:
-            seed = stage_seed(c.seed, "gen0")
-            g = _gen(seed)
-            t0 = time.perf_counter()
-            model, hist = self._train(seed, train_split, c.gen0_iters, "gen 0")
-            t_train = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            real = self._sample_text(model, c.n_real, g)
-            heldout = self._sample_text(model, c.n_heldout, g)
-            ctx_len = c.model.block_size
-            contexts = self._sample_text(model, c.n_contexts * ctx_len, g).long().view(c.n_contexts, ctx_len)
-            t_sample = time.perf_counter() - t0
-            ref.update(contexts=contexts, heldout=heldout)
-            m, p0 = self._metrics(model, ref, g)
-            m.update(generation=0, train_s=t_train, sample_s=t_sample, train_tokens=len(train_split),
-                     tokens_per_s=hist["tokens_per_s"], final_train_loss=hist["train_loss"][-1])
-            ck = {"model": model.state_dict(), "metrics": m, "real": real, "heldout": heldout,
-                  "contexts": contexts, "p0": p0}
-            self._save("gen0", ck, g)
-            self.log(f"gen 0: train {t_train:.0f}s, val_loss_real={m['val_loss_real']:.3f}")
-        ref.update(contexts=ck["contexts"], heldout=ck["heldout"], p0=ck["p0"])
-        real = ck["real"]
-        results["gen0"] = ck["metrics"]
+    def _report(self, stage: str, met: dict, bar) -> None:
+        bar.update(1)
+        extra = f" l1_to_p1={met['l1_to_p1']:.3f}" if "l1_to_p1" in met else ""
+        self.log(f"{stage}: {met['wall_s']:.0f}s loss_real={met['loss_real']:.3f} "
+                 f"entropy={met['entropy']:.3f}{extra}")
 
-        # generation 1, shared by both schemes
-        ck1 = self._load("gen1")
-        if ck1 is None:
-            ck1 = self._generation("gen1", 1, real.long(), ref, need_sample=c.generations > 1)
-        ref["p1"] = ck1["p1"]
-        results["gen1"] = ck1["metrics"]
-        for s in c.schemes:
-            results["schemes"][s].append(ck1["metrics"])
-        if c.generations > 1:
-            ck1 = self._ensure_synth("gen1", ck1)
-        prev = {s: ck1.get("synth") for s in c.schemes}
-
-        # generations 2..G, schemes interleaved so that a cut-off run has both curves
-        for m in range(2, c.generations + 1):
-            for s in c.schemes:
-                stage = f"{s}/gen{m}"
-                ckm = self._load(stage)
-                if ckm is None:
-                    synth = prev[s].long()
-                    data = synth if s == "fully" else torch.cat([real.long(), synth])
-                    ckm = self._generation(stage, m, data, ref, need_sample=m < c.generations)
-                elif m < c.generations:
-                    ckm = self._ensure_synth(stage, ckm)
-                results["schemes"][s].append(ckm["metrics"])
-                prev[s] = ckm.get("synth")
-            self._write(results, time.perf_counter() - t_start)
-        return self._write(results, time.perf_counter() - t_start)
-
-    def _generation(self, stage: str, m: int, data: torch.Tensor, ref: dict, need_sample: bool) -> dict:
-        seed = stage_seed(self.cfg.seed, stage)
-        g = _gen(seed)
-        t0 = time.perf_counter()
-        model, hist = self._train(seed, data, self.cfg.train.max_iters, stage)
-        t_train = time.perf_counter() - t0
-        met, probs = self._metrics(model, ref, g)
-        if m == 1:
-            met["l1_to_p1"], met["l1_to_p1_se"] = 0.0, 0.0
-        t0 = time.perf_counter()
-        synth = self._sample_text(model, self.cfg.n_synth, g) if need_sample else None
-        t_sample = time.perf_counter() - t0
-        met.update(generation=m, train_s=t_train, sample_s=t_sample, train_tokens=len(data),
-                   tokens_per_s=hist["tokens_per_s"], final_train_loss=hist["train_loss"][-1])
-        ck = {"model": model.state_dict(), "metrics": met}
-        if m == 1:
-            ck["p1"] = probs
-        if synth is not None:
-            ck["synth"] = synth
-        self._save(stage, ck, g)
-        self.log(f"{stage}: train {t_train:.0f}s sample {t_sample:.0f}s  l1_to_p1={met['l1_to_p1']:.4f} "
-                 f"val_loss_gen0={met['val_loss_gen0']:.4f} val_loss_real={met['val_loss_real']:.4f}")
-        return ck
-
-    def noise_floor(self, replicas: int = 2) -> dict:
-        """Retrain generation 1 on the same real set with ``replicas`` other seeds and measure
-        their drift from ``p^(1)`` and ``p^(0)``: the part of ``||p^(m) - p^(1)||_1`` that comes
-        from training randomness (initialisation, batch order) rather than from resampling.
-        Needs a run directory whose ``gen0`` and ``gen1`` stages are complete; writes
-        ``floor.json`` there."""
-        if replicas < 1:
-            raise ValueError(f"replicas must be >= 1, got {replicas}")
-        ck0, ck1 = self._load("gen0"), self._load("gen1")
-        if ck0 is None or ck1 is None:
-            raise ValueError(f"{self.out} has no completed gen0/gen1 stages: run the experiment first")
-        text = D.load_corpus_text() if self.cfg.corpus_chars == D.TARGET_CHARS else D.build_corpus_text(
-            target_chars=self.cfg.corpus_chars)
-        ref = {"real_val": D.train_val_split(self.tok.encode(text), 0.1)[1], "contexts": ck0["contexts"],
-               "heldout": ck0["heldout"], "p0": ck0["p0"], "p1": ck1["p1"]}
-        rows = []
-        for r in range(1, replicas + 1):
-            stage = f"floor/gen1_r{r}"
-            seed = stage_seed(self.cfg.seed, stage)
-            t0 = time.perf_counter()
-            model, _ = self._train(seed, ck0["real"].long(), self.cfg.train.max_iters, stage)
-            met, _ = self._metrics(model, ref, _gen(seed))
-            met.update(replica=r, train_s=time.perf_counter() - t0)
-            rows.append(met)
-            self.log(f"{stage}: l1_to_p1={met['l1_to_p1']:.4f} l1_to_p0={met['l1_to_p0']:.4f}")
-        out = {"config": self.cfg.to_dict(), "environment": environment(), "replicas": rows,
-               "gen1": ck1["metrics"]}
-        (self.out / "floor.json").write_text(json.dumps(out, indent=1))
-        return out
-
-    def _ensure_synth(self, stage: str, ck: dict) -> dict:
-        """Add the synthetic sample to a checkpoint saved as a last generation (run extended with
-        more generations). The stage generator is restored from the checkpoint's RNG state, which
-        was saved right where an uninterrupted run would have started sampling."""
-        if "synth" in ck:
-            return ck
-        g = torch.Generator()
-        g.set_state(ck["rng_state"])
-        model = GPT(self.cfg.model).to(self.device)
-        model.load_state_dict(ck["model"])
-        t0 = time.perf_counter()
-        ck["synth"] = self._sample_text(model, self.cfg.n_synth, g)
-        ck["metrics"]["sample_s"] = time.perf_counter() - t0
-        self._save(stage, {k: v for k, v in ck.items() if k not in ("rng_state", "torch_rng_state")}, g)
-        return ck
-
-    def _write(self, results: dict, wall: float) -> dict:
-        out = {
-            "config": self.cfg.to_dict(),
-            "environment": environment(),
-            "wall_time_this_invocation_s": wall,
-            "stage_time_total_s": _stage_time(results),
-            "results": results,
-        }
+    def collect(self, wall: float | None = None) -> dict:
+        """Gather the per-stage metrics into ``metrics.json`` (stages not yet run are absent)."""
+        stages = {}
+        for s in stage_graph(self.cfg):
+            p = self.stages.metrics_path(s)
+            if p.is_file():
+                stages[s] = json.loads(p.read_text())
+        prev = {}
+        if (self.out / "metrics.json").is_file():
+            prev = json.loads((self.out / "metrics.json").read_text())
+        walls = dict(prev.get("invocation_wall_s", {}))
+        if wall is not None:
+            walls[str(len(walls))] = wall
+        out = {"config": self.cfg.to_dict(), "environment": environment(self.cfg.threads),
+               "invocation_wall_s": walls, "floor": self.floor(), "stages": stages}
         tmp = self.out / "metrics.json.tmp"
         tmp.write_text(json.dumps(out, indent=1))
         os.replace(tmp, self.out / "metrics.json")
         return out
 
 
-def _stage_time(results: dict) -> float:
-    seen = []
-    if results["gen0"]:
-        seen.append(results["gen0"])
-    if results["gen1"]:
-        seen.append(results["gen1"])
-    for rows in results["schemes"].values():
-        seen.extend(r for r in rows if r.get("generation", 0) > 1)
-    return float(sum(r.get("train_s", 0) + r.get("sample_s", 0) + r.get("eval_s", 0) for r in seen))
+    def floor_of(self, n: int) -> dict | None:
+        """The retraining floor for chains of size ``n``: the drift ``(1/K) sum_c ||p_a - p_b||_1``
+        between generation-1 models trained on the same real data with different seeds ``a < b``
+        (``None`` until two of them exist)."""
+        P = {}
+        for s in range(self.cfg.floor_seeds):
+            st = gen1_stage(n, s)
+            if self.stages.done(st):
+                P[s] = self.stages.load(st)["P"]
+        self.stages._cache.clear()
+        if len(P) < 2:
+            return None
+        seeds = sorted(P)
+        pairs = [(a, b, float((P[a] - P[b]).abs().sum(dim=1).mean())) for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+        vals = [v for _, _, v in pairs]
+        return {"pairs": [list(p) for p in pairs], "mean": float(np.mean(vals)), "min": min(vals), "max": max(vals)}
+
+    def floor(self) -> dict:
+        return {str(n): self.floor_of(n) for n in sorted({c.n for c in self.cfg.chains})}
+
+
+def _remaining_depth(graph: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    """Length of the longest chain of stages that starts at each stage (scheduling priority)."""
+    children: dict[str, list[str]] = {s: [] for s in graph}
+    for s, deps in graph.items():
+        for d in deps:
+            children[d].append(s)
+    depth: dict[str, int] = {}
+    for s in reversed(list(graph)):
+        depth[s] = 1 + max((depth[c] for c in children[s]), default=0)
+    return depth

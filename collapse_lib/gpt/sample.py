@@ -151,26 +151,35 @@ def sample_naive(
     return out
 
 
-def generate_corpus(
+def sample_streams(
     model: GPT,
-    n_tokens: int,
+    n_streams: int,
     start_token: int,
-    n_streams: int = 256,
     generator: torch.Generator | None = None,
     temperature: float = 1.0,
-    top_k: int | None = None,
-    keep: int | None = None,
+    batch: int = 2048,
 ) -> torch.Tensor:
-    """A synthetic training text of exactly ``n_tokens`` tokens: ``n_streams`` independent streams,
-    each the ``start_token`` followed by sampled tokens, concatenated and cut to length."""
-    if n_tokens <= 0 or n_streams <= 0:
-        raise ValueError(f"n_tokens and n_streams must be positive, got {n_tokens}, {n_streams}")
-    n_streams = min(n_streams, n_tokens)
-    per_stream = -(-n_tokens // n_streams)  # ceil
+    """``n_streams`` independent streams of ``block_size + 1`` tokens, shape ``(n_streams, T + 1)``.
+
+    **The sampling rule of the experiment.** Each stream is a fresh document: ``start_token``
+    followed by ``T = block_size`` characters, the ``t``-th drawn from ``p(. | x_0 .. x_{t-1})``,
+    the model's distribution given *everything* before it in the stream. No context is ever cut
+    or re-windowed, so the KV cache is exact, and the contexts a stream is sampled with are the
+    stream prefixes on which the next generation trains (2-D data in
+    :func:`~collapse_lib.gpt.data.get_batch`) and on which the drift is measured.
+    """
+    if not isinstance(n_streams, int) or n_streams <= 0:
+        raise ValueError(f"n_streams must be a positive integer, got {n_streams!r}")
+    if batch <= 0:
+        raise ValueError(f"batch must be positive, got {batch}")
     device = next(model.parameters()).device
-    prompt = torch.full((n_streams, 1), start_token, dtype=torch.long, device=device)
+    T = model.config.block_size
     was_training = model.training
     model.eval()
-    toks = sample(model, prompt, per_stream - 1, temperature, top_k, generator, keep)
+    out = []
+    for i in range(0, n_streams, batch):
+        b = min(batch, n_streams - i)
+        prompt = torch.full((b, 1), start_token, dtype=torch.long, device=device)
+        out.append(sample(model, prompt, T, temperature, None, generator, keep=T).cpu())
     model.train(was_training)
-    return toks.reshape(-1)[:n_tokens].cpu()
+    return torch.cat(out).to(torch.uint8)

@@ -58,25 +58,38 @@ def lr_at(it: int, cfg: TrainConfig) -> float:
 
 @torch.no_grad()
 def evaluate_loss(model: GPT, data: torch.Tensor, max_windows: int = 256, batch_size: int = 64) -> float:
-    """Mean next-token cross-entropy (nats) of ``model`` on ``data``, averaged over up to
-    ``max_windows`` evenly spaced windows of ``block_size`` tokens (deterministic: no RNG)."""
+    """Mean next-token cross-entropy (nats per token) of ``model`` on ``data``.
+
+    1-D ``data`` (a text): up to ``max_windows`` evenly spaced windows of ``block_size`` tokens.
+    2-D ``data`` (streams of ``block_size + 1`` tokens): up to ``max_windows`` evenly spaced whole
+    streams, every position scored. Deterministic (no RNG).
+    """
     T = model.config.block_size
-    n_avail = len(data) - T - 1
-    if n_avail < 0:
-        raise ValueError(f"data has {len(data)} tokens, need at least block_size + 1 = {T + 1}")
-    n = min(max_windows, n_avail + 1)
-    starts = torch.linspace(0, n_avail, n).long().tolist()
+    if data.dim() == 2:
+        if data.size(1) != T + 1 or data.size(0) < 1:
+            raise ValueError(f"stream data must have shape (streams >= 1, {T + 1}), got {tuple(data.shape)}")
+        n = min(max_windows, data.size(0))
+        rows = data[torch.linspace(0, data.size(0) - 1, n).long()].long()
+        windows = [(rows[i : i + batch_size, :-1], rows[i : i + batch_size, 1:]) for i in range(0, n, batch_size)]
+    else:
+        n_avail = len(data) - T - 1
+        if n_avail < 0:
+            raise ValueError(f"data has {len(data)} tokens, need at least block_size + 1 = {T + 1}")
+        n = min(max_windows, n_avail + 1)
+        starts = torch.linspace(0, n_avail, n).long().tolist()
+        windows = []
+        for i in range(0, n, batch_size):
+            idx = starts[i : i + batch_size]
+            windows.append((torch.stack([data[s : s + T] for s in idx]).long(),
+                            torch.stack([data[s + 1 : s + T + 1] for s in idx]).long()))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    for i in range(0, n, batch_size):
-        idx = starts[i : i + batch_size]
-        x = torch.stack([data[s : s + T] for s in idx]).to(device)
-        y = torch.stack([data[s + 1 : s + T + 1] for s in idx]).to(device)
-        _, loss = model(x, y)
-        total += float(loss) * len(idx)
-        count += len(idx)
+    for x, y in windows:
+        _, loss = model(x.to(device), y.to(device))
+        total += float(loss) * len(x)
+        count += len(x)
     model.train(was_training)
     return total / count
 

@@ -1,0 +1,129 @@
+"""The counting n-gram model of chapter 9 (``collapse_lib.gpt.ngram``) against the theory.
+
+With context length k = 0 every position is the same context, the per-generation sample is
+multinomial, and the chain is exactly the paper's fully/partially synthetic model: Theorem 1 and
+Theorem 2 (corrected) must hold within Monte Carlo standard errors. The per-context predictions
+(B1), (B2) with varying counts must reduce to the theorems for constant counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from collapse_lib import theory
+from collapse_lib.gpt.ngram import (CountModel, bridge_fully, context_codes, predicted_S_fully,
+                                    predicted_S_partially, run_chain)
+
+P0 = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
+S0 = float((P0**2).sum())
+
+
+def _iid_streams(rng, n_streams, T, p=P0, start=0):
+    s = rng.choice(len(p), size=(n_streams, T + 1), p=p)
+    s[:, 0] = start
+    return s
+
+
+def test_context_codes_distinguish_lengths_and_positions():
+    s = np.array([[0, 1, 2, 1, 2]])
+    c = context_codes(s, 2, 3)
+    # contexts before targets 1..4: (pad,0) (0,1) (1,2) (2,1); (1,2) recurs at target 5? no: 4 targets
+    assert c.shape == (1, 4)
+    assert len(set(c[0].tolist())) == 4
+    c1 = context_codes(np.array([[0, 1, 1, 1]]), 1, 3)
+    assert c1[0, 1] == c1[0, 2] != c1[0, 0]
+    with pytest.raises(ValueError, match="k must be"):
+        context_codes(s, -1, 3)
+    with pytest.raises(ValueError, match="streams must be"):
+        context_codes(np.zeros(5), 1, 3)
+
+
+def test_count_model_is_the_frequency_table():
+    s = np.array([[0, 1, 1, 2], [0, 1, 2, 2]])
+    m = CountModel.fit(s, 1, 3)
+    P = m.probs()
+    row = m.lookup(context_codes(np.array([[1, 0]]), 1, 3)[0])[0]  # context "1"
+    assert P[row].tolist() == pytest.approx([0, 1 / 3, 2 / 3])
+    assert np.allclose(P.sum(axis=1), 1)
+
+
+def test_sampling_follows_the_table_and_never_meets_an_unseen_context():
+    rng = np.random.default_rng(0)
+    real = _iid_streams(rng, 200, 12, p=np.array([0.6, 0.3, 0.1]))
+    m = CountModel.fit(real, 3, 3)
+    out, backoffs = m.sample(400, 12, 0, rng, data=real)
+    assert out.shape == (400, 13) and (out[:, 0] == 0).all()
+    # every (context, next) pair drawn from a seen context has a positive count in the table;
+    # only contexts seen solely at the end of a training stream needed a back-off
+    codes = context_codes(out, 3, 3).ravel()
+    rows = m.lookup(codes)
+    seen = rows >= 0
+    assert (m.counts[rows[seen], out[:, 1:].ravel()[seen]] > 0).all()
+    assert backoffs == (~seen).sum() < 0.02 * seen.size
+    # the frequencies of the first draw after the start token follow the table's first row
+    first = m.lookup(context_codes(out[:1], 3, 3)[:, :1].ravel())[0]
+    f = np.bincount(out[:, 1], minlength=3) / 400
+    p = m.probs()[first]
+    assert np.all(np.abs(f - p) < 4 * np.sqrt(p * (1 - p) / 400) + 1e-12)
+
+
+@pytest.mark.parametrize("scheme", ["fully", "partially"])
+def test_order_zero_chain_reproduces_theorems_1_and_2(scheme):
+    """k = 0: one context with n = streams * T draws per generation -> eq. (6) / corrected (9)."""
+    rng = np.random.default_rng(1)
+    n_streams, T, G, R = 2, 3, 5, 1500  # n = N = 6 characters per generation
+    n = n_streams * T
+    S = np.array([run_chain(_iid_streams(rng, n_streams, T), 0, len(P0), G, scheme, n_streams, rng)["S"][0]
+                  for _ in range(R)])
+    m = np.arange(1, G + 1)
+    expected = (theory.fully_synthetic_S(m, n, S0) if scheme == "fully"
+                else theory.partially_synthetic_S(m, n, n, S0))
+    se = S.std(axis=0, ddof=1) / np.sqrt(R)
+    z = (S.mean(axis=0) - expected) / se
+    assert np.abs(z).max() < 4, z
+    # the check binds: it rejects plausible wrong answers by many standard errors
+    if scheme == "fully":
+        wrongs = {"off by one generation": (theory.fully_synthetic_S(m - 1, n, S0), 8)}
+    else:
+        wrongs = {"the printed sign of eq. (9)": (theory.partially_synthetic_S_printed(m, n, n, S0), 4),
+                  "real data ignored": (theory.fully_synthetic_S(m, n, S0), 8)}
+    for name, (wrong, z_min) in wrongs.items():
+        assert np.abs((S.mean(axis=0) - wrong) / se).max() > z_min, name
+
+
+def test_varying_count_predictions_reduce_to_the_theorems():
+    S1, n, N = np.array([0.3, 0.5]), 10, 10
+    pf = predicted_S_fully(S1, np.full((2, 4), n))
+    assert np.allclose(pf[:, 3], 1 - (1 - S1) * (1 - 1 / n) ** 3)
+    # (B2) averaged over the real sample r ~ Mult(N, p0)/N gives Theorem 2 (corrected) for constant n
+    rng = np.random.default_rng(2)
+    r = rng.multinomial(N, P0, size=200_000) / N
+    pp = predicted_S_partially((r**2).sum(axis=1), np.full(len(r), N), np.full((len(r), 5), n)).mean(axis=0)
+    exact = theory.partially_synthetic_S(np.arange(1, 7), N, n, S0)
+    assert np.allclose(pp, exact, atol=1.5e-3), (pp, exact)
+    # and differs from the printed (wrong-sign) form where that form is wrong
+    printed = theory.partially_synthetic_S_printed(np.arange(1, 7), N, n, S0)
+    assert np.abs(pp - printed).max() > 1e-2
+    with pytest.raises(ValueError):
+        predicted_S_fully(S1, np.zeros((2, 3)))
+
+
+def test_bridge_on_an_order_one_markov_text_holds_within_standard_errors():
+    """k = 1 on i.i.d. text: (B1) per context with the measured counts, pooled over chains."""
+    rng = np.random.default_rng(3)
+    chains = [run_chain(_iid_streams(rng, 30, 20), 1, len(P0), 5, "fully", 30, rng) for _ in range(60)]
+    b = bridge_fully(chains)
+    d = np.array(b["measured"]) - np.array(b["predicted"])
+    assert np.all(np.abs(d[1:]) < 4 * np.array(b["se"][1:]) + 1e-12), (d, b["se"])
+    assert abs(b["residual"]) < 4 * b["residual_se"]
+
+
+def test_probs_at_uses_the_order_k_context_and_backs_off_when_unseen():
+    s = np.array([[0, 1, 2, 1, 2, 1], [0, 2, 2, 2, 2, 2]])
+    m = CountModel.fit(s, 2, 3)
+    ctx = np.array([[0, 1, 2, 1], [0, 1, 1, 0]])
+    P, backed = m.probs_at(ctx, np.array([4, 4]), s)
+    assert not backed[0] and P[0].tolist() == pytest.approx([0, 0, 1])  # context (2, 1) -> always 2
+    assert backed[1]  # context (1, 0) never seen; order-1 context (0) never followed at t>1 either
+    assert P[1].sum() == pytest.approx(1)
