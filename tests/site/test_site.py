@@ -422,6 +422,15 @@ def move_control(driver, control: dict) -> None:
                           else Keys.ARROW_RIGHT)
 
 
+def frame_bytes(page_dir: Path, state: dict) -> bytes:
+    """The image shown (a file of the site or an inlined data URL), or the error message."""
+    if not state["src"]:
+        return state["error"].encode()
+    if state["src"].startswith("data:"):
+        return base64.b64decode(state["src"].split(",", 1)[1])
+    return (page_dir / state["src"]).read_bytes()
+
+
 def check_kernel_free_widgets(site: Path, base_url: str, driver, docname: str) -> list[str]:
     """Move every control of every kernel-free widget on the page; the figure must change."""
     problems = []
@@ -443,8 +452,7 @@ def check_kernel_free_widgets(site: Path, base_url: str, driver, docname: str) -
             after = frame_state(driver, widget["id"])
             if after["src"] and not after["loaded"]:
                 problems.append(f"{docname}/{control['id']}: figure {after['src']} did not load")
-            old = (page_dir / before["src"]).read_bytes() if before["src"] else before["error"].encode()
-            new = (page_dir / after["src"]).read_bytes() if after["src"] else after["error"].encode()
+            old, new = (frame_bytes(page_dir, state) for state in (before, after))
             if old == new:
                 problems.append(f"{docname}/{control['id']}: moving it did not change the figure "
                                 f"({before['src']} -> {after['src']})")
