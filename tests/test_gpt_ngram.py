@@ -127,3 +127,30 @@ def test_probs_at_uses_the_order_k_context_and_backs_off_when_unseen():
     assert not backed[0] and P[0].tolist() == pytest.approx([0, 0, 1])  # context (2, 1) -> always 2
     assert backed[1]  # context (1, 0) never seen; order-1 context (0) never followed at t>1 either
     assert P[1].sum() == pytest.approx(1)
+
+
+def test_predicted_support_is_the_wright_fisher_loss_law():
+    from collapse_lib.gpt.ngram import predicted_support_fully
+
+    # one context, counts (3, 1) of 4, then 4 draws per generation: exact two-allele chain
+    pr = predicted_support_fully(np.array([[3, 1, 0]]), np.array([[4, 4]]))
+    # P(minor allele survives one step) = 1 - (3/4)^4; both survive unless one is lost
+    p_lost_minor = (3 / 4) ** 4
+    p_lost_major = (1 / 4) ** 4
+    assert pr[0, 0] == 2 and pr[0, 1] == pytest.approx(2 - p_lost_minor - p_lost_major)
+    # Monte Carlo of the same chain
+    rng = np.random.default_rng(4)
+    major = np.full(200_000, 3)
+    for _ in range(2):  # two generations of 4 draws: the major character's count is binomial
+        major = rng.binomial(4, major / 4)
+    mc = (major > 0).astype(int) + (major < 4)
+    assert abs(mc.mean() - pr[0, 2]) < 4 * mc.std() / np.sqrt(len(mc))
+
+
+def test_support_bridge_on_order_one_iid_text():
+    rng = np.random.default_rng(5)
+    chains = [run_chain(_iid_streams(rng, 20, 10), 1, len(P0), 4, "fully", 20, rng) for _ in range(40)]
+    b = bridge_fully(chains)
+    d = np.array(b["support_measured"]) - np.array(b["support_predicted"])
+    assert np.all(np.abs(d) <= 4 * np.array(b["support_se"]) + 1e-12), (d, b["support_se"])
+    assert b["support_measured"][-1] < b["support_measured"][0] - 0.3  # support is lost: the check binds

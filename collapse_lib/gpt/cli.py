@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ng = sub.add_parser("ngram", help="the counting n-gram model pushed through the same loop (needs the p0 stage)")
     ng.add_argument("--out", required=True, help="a run directory whose p0 stage is complete")
-    ng.add_argument("--orders", type=_positive_int, nargs="+", default=[1, 2, 3, 4, 6],
+    ng.add_argument("--orders", type=_positive_int, nargs="+", default=[1, 2, 4, 8],
                     help="context lengths k of the count models")
-    ng.add_argument("--seeds", type=_positive_int, default=20, help="independent chains per order and scheme")
+    ng.add_argument("--seeds", type=_positive_int, default=5, help="independent chains per order and chain")
 
     b = sub.add_parser("bench", help="KV-cache sampler vs full recomputation; training throughput")
     b.add_argument("--batch", type=_positive_int, default=64)

@@ -220,6 +220,44 @@ def predicted_S_partially(S1: np.ndarray, N: np.ndarray, n: np.ndarray) -> np.nd
     return np.stack(cols, axis=1)
 
 
+def _binomial_step(a: int, b: int, cache: dict) -> np.ndarray:
+    """``M[i, j] = P(Bin(b, i/a) = j)``: one generation of a character's count (``a`` -> ``b`` draws)."""
+    if (a, b) not in cache:
+        from scipy.stats import binom
+
+        cache[(a, b)] = binom.pmf(np.arange(b + 1)[None, :], b, (np.arange(a + 1) / a)[:, None])
+    return cache[(a, b)]
+
+
+def predicted_support_fully(counts1: np.ndarray, n: np.ndarray, max_count: int = 400) -> np.ndarray:
+    """Expected support (characters with positive probability) of each context under the premise
+    of :func:`predicted_S_fully`: a character with count ``X_{j-1}`` out of ``n_{j-1}`` follows the
+    context ``X_j ~ Binomial(n_j, X_{j-1}/n_{j-1})`` times in generation ``j`` (the Wright-Fisher
+    chain of chapter 3 with a varying population), and it is lost once ``X_j = 0``.
+
+    ``counts1`` is ``(contexts, vocab)`` (generation-1 counts), ``n`` is ``(contexts, m-1)``
+    (counts of the context in generations ``2..m``). Exact forward computation of the law of each
+    count; contexts with a count above ``max_count`` in any generation get NaN (cost grows like
+    the square of the count). Returns ``(contexts, m)`` with column 0 the generation-1 support."""
+    counts1 = np.asarray(counts1, dtype=np.int64)
+    n = np.asarray(n, dtype=np.int64).reshape(len(counts1), -1)
+    out = np.full((len(counts1), n.shape[1] + 1), np.nan)
+    cache: dict = {}
+    for c in range(len(counts1)):
+        a = int(counts1[c].sum())
+        x = counts1[c][counts1[c] > 0]
+        out[c, 0] = len(x)
+        if a > max_count or (n.shape[1] and n[c].max() > max_count) or (n[c] < 1).any():
+            continue
+        law = np.zeros((len(x), a + 1))
+        law[np.arange(len(x)), x] = 1.0
+        for j, b in enumerate(n[c]):
+            law = law @ _binomial_step(a, int(b), cache)
+            a = int(b)
+            out[c, j + 1] = float((1.0 - law[:, 0]).sum())
+    return out
+
+
 # ----------------------------------------------------------------------------- chains
 def run_chain(real: np.ndarray, k: int, vocab_size: int, generations: int, scheme: str, n_streams: int,
               rng: np.random.Generator, temperature: float = 1.0, start: int = 0,
@@ -246,6 +284,7 @@ def run_chain(real: np.ndarray, k: int, vocab_size: int, generations: int, schem
     n = np.zeros((C, generations))
     sup = np.zeros((C, generations))
     Nreal = model.totals.astype(float)
+    counts1 = model.counts.copy()
     P = model.probs()
     S[:, 0], sup[:, 0] = (P**2).sum(axis=1), (P > 0).sum(axis=1)
     models = [model] if keep_models else []
@@ -274,7 +313,7 @@ def run_chain(real: np.ndarray, k: int, vocab_size: int, generations: int, schem
     synth, b = model.sample(n_streams, T, start, rng, temperature, data)
     samples.append(synth)
     backoffs.append(b)
-    return {"S": S, "n": n, "N": Nreal, "support": sup, "models": models, "data": datas, "samples": samples,
+    return {"S": S, "n": n, "N": Nreal, "counts1": counts1, "support": sup, "models": models, "data": datas, "samples": samples,
             "backoff_fraction": [b / (n_streams * T) for b in backoffs]}
 
 
@@ -304,12 +343,34 @@ def bridge_fully(chains: list[dict], m_max: int | None = None) -> dict:
         res_chain.append(np.concatenate(r).mean())
     diffs = np.array(diffs)
     R = len(chains)
+    sup = _support_bridge(chains, gens)
     return {"m": list(range(1, gens + 1)), "measured": np.mean(meas, axis=0).tolist(),
             "predicted": np.mean(pred, axis=0).tolist(),
             "se": (diffs.std(axis=0, ddof=1) / np.sqrt(R)).tolist() if R > 1 else [0.0] * gens,
-            "contexts": float(np.mean(counts)),
+            "contexts": float(np.mean(counts)), **sup,
             "residual": float(np.mean(res_chain)),
             "residual_se": float(np.std(res_chain, ddof=1) / np.sqrt(R)) if R > 1 else 0.0}
+
+
+def _support_bridge(chains: list[dict], gens: int, max_count: int = 400) -> dict:
+    """Measured against predicted (:func:`predicted_support_fully`) mean support of the
+    generation-1 contexts alive in every generation whose counts stay below ``max_count``."""
+    meas, pred, diffs, counts = [], [], [], []
+    for ch in chains:
+        S, n, sup = ch["S"][:, :gens], ch["n"][:, :gens], ch["support"][:, :gens]
+        alive = np.isfinite(S).all(axis=1) & (n[:, 1:] > 0).all(axis=1)
+        alive &= ch["counts1"].sum(axis=1) <= max_count
+        alive &= (n[:, 1:] <= max_count).all(axis=1)
+        pr = predicted_support_fully(ch["counts1"][alive], n[alive, 1:], max_count)
+        meas.append(sup[alive].mean(axis=0))
+        pred.append(pr.mean(axis=0))
+        diffs.append(sup[alive].mean(axis=0) - pr.mean(axis=0))
+        counts.append(alive.sum())
+    diffs = np.array(diffs)
+    R = len(chains)
+    return {"support_measured": np.mean(meas, axis=0).tolist(), "support_predicted": np.mean(pred, axis=0).tolist(),
+            "support_se": (diffs.std(axis=0, ddof=1) / np.sqrt(R)).tolist() if R > 1 else [0.0] * gens,
+            "support_contexts": float(np.mean(counts))}
 
 
 def bridge_partially(chains: list[dict]) -> dict:
@@ -333,7 +394,7 @@ def bridge_partially(chains: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------- the experiment
-def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8), seeds: int = 10,
+def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8), seeds: int = 5,
                          xent_seeds: int = 2) -> dict:
     """Every chain of the GPT run ``out`` (same real set, sizes, temperatures, generations and
     evaluation contexts), with order-``k`` count models in place of the GPT, ``seeds`` chains
@@ -386,7 +447,8 @@ def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8)
                                                                      "p1": torch.from_numpy(P1)},
                                                cfg.support_threshold)
                     met = {key: v for key, v in met.items() if not key.endswith("_c")}
-                    met["backoff_fraction"] = float(backed.mean())
+                    met["backoff_fraction"] = float(backed.mean())  # evaluation contexts never seen
+                    met["sampling_backoff"] = run["backoff_fraction"][m - 1]  # dead-end draws of its sample
                     met["support_exact"] = float((P > 0).sum(axis=1).mean())
                     met["contexts_in_model"] = int(len(model.codes))
                     sm = sample_metrics(torch.from_numpy(smp.astype(np.uint8)), rare,

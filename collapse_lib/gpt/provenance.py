@@ -10,91 +10,118 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 
-def _row(r: dict) -> str:
-    return (f"| {r['generation']} | {r['l1_to_p1']:.4f} ± {r.get('l1_to_p1_se', 0):.4f} | {r['l1_to_p0']:.4f} | "
-            f"{r['val_loss_gen0']:.4f} | {r['val_loss_real']:.4f} | {r['entropy']:.3f} | "
-            f"{r['train_s']:.0f} + {r['sample_s']:.0f} + {r['eval_s']:.0f} |")
+from .report import floor, load_run, ngram_summary, seed_summary
+
+
+def _pm(mean: float, se: float) -> str:
+    return f"{mean:.3f} ± {se:.3f}" if np.isfinite(se) else f"{mean:.3f} (one seed)"
+
+
+def chain_rows(run: dict) -> list[str]:
+    """One Markdown table row per chain: seeds, final drift (± s.e. over seeds), floor band, and
+    the trends of drift from p^(0), entropy, largest probability, support, distinct 4-grams."""
+    G = run["config"]["generations"]
+    rows = []
+    for c in run["config"]["chains"]:
+        name = c["name"]
+        cells = [name, str(len(c["seeds"]))]
+        _, d, se = seed_summary(run, name, "l1_to_p1")
+        cells.append(_pm(d[-1], se[-1]))
+        fl = floor(run, c["n"])
+        cells.append(f"{fl['min']:.3f}-{fl['max']:.3f}" if fl else "-")
+        for key in ("l1_to_p0", "entropy", "max_prob", "support", "distinct4", "xent_p0", "loss_real"):
+            _, v, _ = seed_summary(run, name, key)
+            cells.append(f"{v[0]:.3f} → {v[G - 1]:.3f}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def write_readme(run_dir: str | Path, dest: str | Path) -> Path:
-    """Copy ``metrics.json``, ``config.json`` (and ``floor.json`` if present) from ``run_dir`` to
-    ``dest`` and write a README with the reproduction command, machine and timings."""
+    """Copy ``metrics.json``, ``config.json`` and ``ngram.json`` (when present) from ``run_dir`` to
+    ``dest`` and write a README with the reproduction commands, machine, timings and summary tables."""
     run_dir, dest = Path(run_dir), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.json", "config.json", "floor.json"):
+    for name in ("metrics.json", "config.json", "ngram.json"):
         if (run_dir / name).exists():
             shutil.copyfile(run_dir / name, dest / name)
-    res = json.loads((dest / "metrics.json").read_text())
-    cfg, env, R = res["config"], res["environment"], res["results"]
-    g0 = R["gen0"]
-    stages = [g0, R["gen1"]] + [r for rows in R["schemes"].values() for r in rows if r["generation"] > 1]
-    per = [r["train_s"] + r["sample_s"] + r["eval_s"] for r in stages[1:]]
-    total = sum(r["train_s"] + r["sample_s"] + r["eval_s"] for r in stages)
+    run = load_run(dest)
+    cfg, env, stages = run["config"], run["environment"], run["stages"]
+    tr, mo = cfg["train"], cfg["model"]
+    walls = run.get("invocation_wall_s", {})
+    cpu = sum(s.get("cpu_s", 0.0) for s in stages.values())
+    stage_wall = [s["wall_s"] for k, s in stages.items() if k != "p0" and s.get("train_s", 0) > 0]
+    p0 = stages.get("p0", {})
     lines = [
-        "# GPT recursive-training results (Figure 3 of Seddik et al., 2024)",
+        "# GPT recursive-training results (chapter 9; Figure 3 and Section 4 of Seddik et al., 2024)",
         "",
-        "Produced by `collapse_lib.gpt` (chapter 9 of the course). Reproduce with",
+        "Produced by `collapse_lib.gpt`. Reproduce (each command resumes where it stopped; a run",
+        "directory that holds another configuration is refused):",
         "",
         "```",
-        "python -m collapse_lib.gpt run --out runs/gpt_full --threads 1   # resumable: rerun the same command",
-        "python -m collapse_lib.gpt floor --out runs/gpt_full --replicas 2  # optional: training-noise floor",
-        "python -m collapse_lib.gpt bench --json results/gpt/bench.json    # sampler / training benchmark",
-        "python -m collapse_lib.gpt.provenance runs/gpt_full results/gpt    # this README + copies of the JSON",
+        "python -m collapse_lib.gpt run --out runs/gpt_full              # all chains, seeds and the floor",
+        "python -m collapse_lib.gpt ngram --out runs/gpt_full            # the counting n-gram bridge",
+        "python -m collapse_lib.gpt.provenance runs/gpt_full results/gpt # this README + the JSON files",
         "```",
         "",
-        "Checkpoints stay in the run directory (`runs/`, not in git). Files here: `metrics.json` (all",
-        "metrics per generation and scheme, configuration, library versions, machine, timings),",
-        "`config.json`, optionally `floor.json` and `bench.json`.",
+        "Checkpoints stay in `runs/` (not in git). Files here: `metrics.json` (configuration, machine,",
+        "the metrics of every stage, the retraining floor), `config.json`, `ngram.json` (count models).",
         "",
         "## Configuration",
         "",
-        f"- model: {cfg['model']['n_layer']} layers, {cfg['model']['n_head']} heads, embedding {cfg['model']['n_embd']}, "
-        f"context {cfg['model']['block_size']}, dropout {cfg['model']['dropout']}, tied embeddings: {cfg['model']['tie_weights']}",
-        f"- training: AdamW lr {cfg['train']['learning_rate']} -> {cfg['train']['min_lr']} (warm-up {cfg['train']['warmup_iters']}, cosine), "
-        f"batch {cfg['train']['batch_size']}, generation 0: {cfg['gen0_iters']} iterations, later generations: {cfg['train']['max_iters']}",
-        f"- data: real set N = {cfg['n_real']:,} characters sampled from generation 0; n = {cfg['n_synth']:,} synthetic characters per generation; "
-        f"partially synthetic = real set + synthetic (alpha = n/(N+n) = {cfg['n_synth'] / (cfg['n_real'] + cfg['n_synth']):.2f})",
-        f"- sampling: temperature {cfg['temperature']}, top-k {cfg['top_k']}, {cfg['sample_streams']} streams; "
-        f"K = {cfg['n_contexts']} contexts of {cfg['model']['block_size']} characters from generation 0; seed {cfg['seed']}",
+        f"- model: {mo['n_layer']} layers, {mo['n_head']} heads, embedding {mo['n_embd']}, context {mo['block_size']}; "
+        f"every generation (p^(0) included) trained from scratch with the same recipe: {tr['max_iters']} iterations, "
+        f"batch {tr['batch_size']}, AdamW lr {tr['learning_rate']} → {tr['min_lr']} (warm-up {tr['warmup_iters']}, cosine), "
+        f"held-out loss every {tr['eval_interval']} iterations",
+        f"- sampling rule (making data and measuring): independent streams of {mo['block_size'] + 1} characters, a newline "
+        f"followed by {mo['block_size']} characters each drawn given the whole stream so far; training batches are whole streams",
+        f"- real set: N = {cfg['n_real']:,} characters from p^(0); {cfg['n_contexts']} evaluation contexts, each a prefix "
+        f"(uniform length 1-{mo['block_size']}) of its own p^(0) stream; support threshold {cfg['support_threshold']}",
+        "- chains: " + "; ".join(f"{c['name']} ({c['scheme']}, n = {c['n']:,}, T = {c['temperature']}, seeds "
+                                 f"{', '.join(map(str, c['seeds']))})" for c in cfg["chains"]),
+        f"- generations per chain: {cfg['generations']}; generation-1 seeds per sample size (floor): {cfg['floor_seeds']}; "
+        f"run seed {cfg['seed']}",
         "",
         "## Machine and time",
         "",
-        f"- {env['platform']}, {env['cpu_count']} CPUs ({env['processor']}), torch {env['torch']} with {env['torch_threads']} thread(s), "
-        f"Python {env['python']}, device {env['device']}; the machine was shared with other jobs.",
-        f"- generation 0: {g0['train_s']:.0f} s training ({g0['tokens_per_s']:.0f} tokens/s) + {g0['sample_s']:.0f} s sampling",
-        f"- later generations: {sum(per) / len(per):.0f} s each on average (train + sample + evaluate), min {min(per):.0f} s, max {max(per):.0f} s",
-        f"- total over all stages: {total / 60:.1f} min",
+        f"- {env['platform']}, {env['cpu_count']} CPUs ({env['processor']}), torch {env['torch']}, "
+        f"{cfg['workers']} worker processes × {cfg['threads']} thread(s), Python {env['python']}, device {env['device']}",
+        f"- wall time of the run: {sum(walls.values()) / 60:.1f} min over {len(walls)} invocation(s); CPU time of all "
+        f"stages: {cpu / 60:.1f} min (so {cpu / 60 / cfg['workers']:.1f} min of wall time on {cfg['workers']} otherwise idle cores)",
+        f"- p^(0): {p0.get('wall_s', float('nan')):.0f} s; training stages: {np.mean(stage_wall):.0f} s each on average "
+        f"(min {min(stage_wall):.0f}, max {max(stage_wall):.0f})" if stage_wall else "- no training stage yet",
         "",
         "## Results",
         "",
-        f"Generation 0: loss on held-out generation-0 text {g0['val_loss_gen0']:.4f}, on Shakespeare validation {g0['val_loss_real']:.4f}, "
-        f"entropy {g0['entropy']:.3f}.",
+        f"p^(0): loss on real Shakespeare {p0.get('loss_real', float('nan')):.3f}, mean entropy "
+        f"{p0.get('entropy', float('nan')):.3f}, distinct 4-gram rate of the real set {p0.get('distinct4', float('nan')):.3f}.",
+        "",
+        "Per chain (means over seeds; ± one standard error over seeds; trends from generation 1 to the last):",
+        "",
+        "| chain | seeds | drift from p^(1), last gen. | floor band | drift from p^(0) | entropy | largest prob. | "
+        "support | distinct 4-grams | cross-entropy under p^(0) | loss on Shakespeare |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *chain_rows(run),
         "",
     ]
-    for scheme, rows in R["schemes"].items():
-        lines += [f"### {scheme} synthetic", "",
-                  "| m | L1 to p^(1) (± s.e.) | L1 to p^(0) | loss gen-0 text | loss Shakespeare | entropy | time (s) |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [_row(r) for r in rows]
+    if "ngram" in run:
+        ng = run["ngram"]
+        lines += ["## Count models (`ngram.json`)", "",
+                  f"Orders k = {', '.join(map(str, ng['orders']))}, {ng['seeds']} chains each; trends from generation 1 "
+                  "to the last, and the bridge: measured against predicted (B1/B2) mean S over the generation-1 "
+                  "contexts alive throughout, last generation.", "",
+                  "| k | chain | entropy | support (p > 0) | distinct 4-grams | S measured | S predicted | ± s.e. |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for key, e in ng["chains"].items():
+            _, ent, _ = ngram_summary(run, e["k"], e["chain"], "entropy")
+            _, sup, _ = ngram_summary(run, e["k"], e["chain"], "support_exact")
+            _, d4, _ = ngram_summary(run, e["k"], e["chain"], "distinct4")
+            b = e["bridge"]
+            lines.append(f"| {e['k']} | {e['chain']} | {ent[0]:.3f} → {ent[-1]:.3f} | {sup[0]:.2f} → {sup[-1]:.2f} | "
+                         f"{d4[0]:.3f} → {d4[-1]:.3f} | {b['measured'][-1]:.4f} | {b['predicted'][-1]:.4f} | "
+                         f"{b['se'][-1]:.4f} |")
         lines.append("")
-    if (dest / "floor.json").exists():
-        fl = json.loads((dest / "floor.json").read_text())
-        vals = ", ".join(f"{r['l1_to_p1']:.4f}" for r in fl["replicas"])
-        lines += ["## Training-noise floor", "",
-                  f"Generation 1 retrained on the same real set with other seeds: L1 to p^(1) = {vals}.", ""]
-    if (dest / "bench.json").exists():
-        b = json.loads((dest / "bench.json").read_text())
-        sm, tr = b["sampler"], b["training"]
-        lines += ["## Benchmark (`bench.json`)", "",
-                  f"Same model (the configuration above), batch {sm['batch']}, {sm['new_tokens_per_stream']} new tokens per "
-                  f"stream, re-window rule keep = {sm['keep']} for both samplers (identical tokens: "
-                  f"{sm['identical_tokens_fraction']:.3f}), torch threads {b['environment']['torch_threads']}:", "",
-                  f"- KV cache: {sm['cached_tokens_per_s']:,.0f} tokens/s; full recomputation of the window at every step: "
-                  f"{sm['naive_tokens_per_s']:,.0f} tokens/s; speed-up **{sm['speedup']:.1f}x**",
-                  f"- nanoGPT's rule (always recompute the last {sm['block_size']} tokens): "
-                  f"{sm['naive_nanogpt_crop_tokens_per_s']:,.0f} tokens/s, {sm['speedup_vs_nanogpt_crop']:.1f}x slower than the cached sampler",
-                  f"- training: {tr['tokens_per_s']:,.0f} tokens/s at batch {tr['batch_size']} ({tr['params']:,} parameters)", ""]
     out = dest / "README.md"
     out.write_text("\n".join(lines))
     return out

@@ -425,6 +425,7 @@ class Runner:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log
         self.stages = StageRunner(cfg, out)
+        self.invocation = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # key of this invocation's wall time
 
     def check_config(self) -> None:
         """Write ``config.json`` in a new directory; refuse a directory that holds another
@@ -503,7 +504,7 @@ class Runner:
             prev = json.loads((self.out / "metrics.json").read_text())
         walls = dict(prev.get("invocation_wall_s", {}))
         if wall is not None:
-            walls[str(len(walls))] = wall
+            walls[self.invocation] = wall  # one entry per invocation (start time), updated as it runs
         out = {"config": self.cfg.to_dict(), "environment": environment(self.cfg.threads),
                "invocation_wall_s": walls, "floor": self.floor(), "stages": stages}
         tmp = self.out / "metrics.json.tmp"
