@@ -198,15 +198,12 @@ class Prepared:
     manual: list[str]
 
 
-def prepare(submission: NotebookNode, ref: Reference, nonce: str) -> Prepared:
-    """Put the reference's test cells in place of the submission's, strip every other
-    nbgrader test marking, and put a sentinel cell before each test cell.
-
-    Cells marked ``metadata.course_grader.role`` = ``test`` / ``sentinel`` are the grader's.
-    """
+def sanitize(submission: NotebookNode, ref: Reference) -> Prepared:
+    """The submission with the reference's test cells (source, hidden tests, points) in place
+    of its own; every other nbgrader marking a test or answer the reference does not have
+    (extra, duplicate, without grade_id) is removed, so that cell runs as plain code."""
     nb = copy.deepcopy(submission)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cells: list[NotebookNode] = []
     seen: set[str] = set()
     ignored: list[str] = []
     for cell in nb.cells:
@@ -219,27 +216,41 @@ def prepare(submission: NotebookNode, ref: Reference, nonce: str) -> Prepared:
         if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
             if gid in ref.tests and gid not in seen:
                 seen.add(gid)
-                original = ref.tests[gid]
-                cell.source = original.source
-                cell.metadata["nbgrader"] = copy.deepcopy(original.metadata["nbgrader"])
-                cell.metadata[ROLE] = {"role": "test", "grade_id": gid}
-                sentinel = nbformat.v4.new_code_cell(f'assert False, "grader sentinel {nonce}"')
-                sentinel.metadata[ROLE] = {"role": "sentinel"}
-                cells += [sentinel, cell]
+                cell.source = ref.tests[gid].source
+                cell.metadata["nbgrader"] = copy.deepcopy(ref.tests[gid].metadata["nbgrader"])
                 continue
-            why = "duplicate" if gid in seen else "not in the reference"
-            ignored.append(f"{gid or '<no grade_id>'} ({why})")
+            ignored.append(f"{gid or '<no grade_id>'} ({'duplicate' if gid in seen else 'not in the reference'})")
             cell.metadata.pop("nbgrader", None)
         elif "nbgrader" in cell.metadata and (gid not in ref.answers or gid in seen):
             cell.metadata.pop("nbgrader", None)           # unknown marking: plain cell
         elif gid is not None:
             seen.add(gid)
-        cells.append(cell)
-    nb.cells = cells
     missing = [g for g in ref.tests if g not in seen]
     manual = [g for g in ref.answers if any(
         _nbgrader(c).get("grade_id") == g and _nbgrader(c).get("grade") for c in ref.notebook.cells)]
     return Prepared(nb, ignored, missing, manual)
+
+
+def add_sentinels(nb: NotebookNode, nonce: str) -> NotebookNode:
+    """Mark each autograder test cell (``metadata.course_grader.role = test``) and put before it
+    a sentinel cell that must fail (``role = sentinel``). Works on a sanitized notebook."""
+    cells = []
+    for cell in nb.cells:
+        if assignments.is_grade_cell(cell) and isinstance(_nbgrader(cell).get("grade_id"), str):
+            sentinel = nbformat.v4.new_code_cell(f'assert False, "grader sentinel {nonce}"')
+            sentinel.metadata[ROLE] = {"role": "sentinel"}
+            cell.metadata[ROLE] = {"role": "test", "grade_id": cell.metadata.nbgrader.grade_id}
+            cells.append(sentinel)
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def prepare(submission: NotebookNode, ref: Reference, nonce: str) -> Prepared:
+    """:func:`sanitize`, then :func:`add_sentinels`: the notebook that runs."""
+    prep = sanitize(submission, ref)
+    add_sentinels(prep.nb, nonce)
+    return prep
 
 
 # --------------------------------------------------------------------------
