@@ -476,6 +476,19 @@ def test_every_widget_has_a_kernel_free_version(site: Path) -> None:
                       f"interact cell, see _ext/kernel_free_widgets.py): {left}")
 
 
+KERNEL_FREE_BUDGET_MB = 30  # what the kernel-free widgets may add to the site (issue 14)
+
+
+def test_kernel_free_widgets_stay_within_their_size_budget(site: Path) -> None:
+    """Frame files plus frames inlined in pages (kernel_free() in a notebook) under 30 MB."""
+    files = sum(p.stat().st_size for p in (site / "_kernel_free").glob("*.png"))
+    inlined = sum(len(m) for page in html_files(site) for m in re.findall(
+        r"data:image/png;base64,[A-Za-z0-9+/=]+", page.read_text(encoding="utf-8")))
+    total = (files + inlined) / 1e6
+    print(f"kernel-free widgets: {files / 1e6:.1f} MB of frame files, {inlined / 1e6:.1f} MB inlined")
+    assert total <= KERNEL_FREE_BUDGET_MB, f"kernel-free widgets take {total:.1f} MB"
+
+
 @pytest.mark.parametrize("docname", [d for d in DOCNAMES if d.startswith("chapters/")])
 def test_kernel_free_widgets_move(docname: str, site: Path, base_url: str, driver) -> None:
     """On each page with a kernel-free widget, every slider changes the figure."""
