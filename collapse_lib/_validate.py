@@ -197,6 +197,8 @@ def _fmt_bytes(b: float) -> str:
 
 def check_memory(name: str, nbytes: float, what: str) -> None:
     """Refuse a plan that would allocate `nbytes` (more than :func:`memory_budget`)."""
+    if nbytes < 2**26:  # 64 MB: always fine, skip reading /proc/meminfo
+        return
     budget = memory_budget()
     if nbytes > budget:
         raise InvalidArgument(

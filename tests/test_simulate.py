@@ -256,7 +256,7 @@ def test_schedule_real_data_is_a_fixed_corpus():
         (dict(p0=np.full((3, 2), 0.5), runs=4), "does not match"),
         (dict(scenario=S.PartiallySynthetic(5, 5), until_collapse=True), "until_collapse is only"),
         (dict(scenario=S.RandomPool(5), until_collapse=True), "until_collapse is only"),
-        (dict(scenario="fully"), "unknown scenario"),
+        (dict(scenario="fully"), "scenario must be one of"),
         (dict(keep_history=True, runs=10**5, generations=1000), "keep_history"),
         (dict(scenario=S.Schedule(np.ones((2, 2), dtype=int))), "rows < generations"),
         (dict(scenario=S.Schedule(lambda m: [1] * (m + 1))), "must have length"),
@@ -276,7 +276,7 @@ def test_simulate_bad_input(kwargs, match):
     "factory,match",
     [
         (lambda: S.FullySynthetic(0), "n must be a positive integer"),
-        (lambda: S.FullySynthetic(2.0), "n must be a positive integer"),
+        (lambda: S.FullySynthetic(2.5), "n must be a positive integer"),
         (lambda: S.PartiallySynthetic(0, 3), "N must be a positive integer"),
         (lambda: S.RecentModels(3, 5), "K=5 must be <= n=3"),
         (lambda: S.RecentModels(6, 2, early="late"), "early must be"),
@@ -349,23 +349,24 @@ def test_decoding_rejects_bad_p():
 
 
 # ----------------------------------------------------------------------------- fast paths
-def test_until_collapse_numpy_fallback_matches_exact_chain(monkeypatch):
+def test_until_collapse_numpy_fallback_matches_exact_chain():
     """Both tail implementations (numba kernel, numpy fallback) sample the same chain."""
-    from collapse_lib import simulate as sim_mod
     from collapse_lib import theory as T
 
     p, n = np.array([0.5, 0.3, 0.2]), 10
     exact = T.exact_collapse_time(p, n)
     r_fast = S.simulate(p, S.FullySynthetic(n), 0, runs=3000, seed=12, until_collapse=True)
-    monkeypatch.setattr(sim_mod, "wf_until_collapse", None)
-    r_np = S.simulate(p, S.FullySynthetic(n), 0, runs=3000, seed=12, until_collapse=True)
+    r_np = S.simulate(p, S.FullySynthetic(n), 0, runs=3000, seed=12, until_collapse=True, backend="numpy")
+    assert r_fast.backend == "numba" and r_np.backend == "numpy"
     for r in (r_fast, r_np):
         mean, se = _mean_se(r.collapse_time)
         assert abs(mean - exact) <= K_SE * se
         assert np.all(M.is_dirac(r.final)) and np.all(r.final.argmax(1) == r.winner)
-    capped = S.simulate(D.uniform(40), S.FullySynthetic(300), 0, runs=6, seed=0, until_collapse=True, max_generations=15)
-    np.testing.assert_allclose(capped.final.sum(1), 1.0)
-    assert capped.generations_run == 15 and np.all(capped.collapse_time == -1)
+    for backend in ("numba", "numpy"):
+        capped = S.simulate(D.uniform(40), S.FullySynthetic(300), 0, runs=6, seed=0, until_collapse=True,
+                            max_generations=15, backend=backend)
+        np.testing.assert_allclose(capped.final.sum(1), 1.0)
+        assert capped.generations_run == 15 and np.all(capped.collapse_time == -1)
 
 
 def test_per_run_sample_sizes():
@@ -384,3 +385,57 @@ def test_per_run_sample_sizes():
         S.FullySynthetic((3, 0))
     with pytest.raises(ValueError, match="empty"):
         S.FullySynthetic(())
+
+
+# ----------------------------------------------------------------------------- compiled kernel vs the exact chain
+@pytest.mark.parametrize(
+    "p,n,runs",
+    [
+        ([0.5, 0.3, 0.2], 40, 4000),  # binomial tables, conditional binomials (BTRS), chain draw of generation 1
+        ([0.4, 0.3, 0.1, 0.1, 0.1], 12, 6000),  # alias draw of generation 1, picks for small survivors
+        ([0.5, 0.5], 1500, 500),  # n > TABLE_MAX_N: no table, binomials only
+    ],
+)
+def test_kernel_law_of_collapse_time_matches_exact_chain(p, n, runs):
+    """Mean of T and P(T <= m) at three m against the exact Markov chain, both backends."""
+    from collapse_lib import theory as T
+
+    p = np.asarray(p, dtype=float)
+    exact_mean = T.exact_collapse_time(p, n, max_states=50_000)
+    for backend in ("numba", "numpy") if n <= 100 else ("numba",):
+        r = S.simulate(p, S.FullySynthetic(n), 0, runs=runs, seed=2024, until_collapse=True, backend=backend)
+        assert r.backend == backend and np.all(r.collapse_time >= 1)
+        mean, se = _mean_se(r.collapse_time)
+        assert abs(mean - exact_mean) <= K_SE * se, (backend, mean, se, exact_mean)
+        if n <= 100:
+            ms = np.unique(np.quantile(r.collapse_time, [0.25, 0.5, 0.75]).astype(int))
+            rho = T.exact_collapse_probability(p, n, ms, max_states=50_000)
+            for m, q in zip(ms, rho):
+                f = np.mean(r.collapse_time <= m)
+                assert abs(f - q) <= K_SE * np.sqrt(q * (1 - q) / runs) + 1e-12, (backend, m, f, q)
+        # Proposition 1: the winner is token i with probability p_i
+        freq = np.bincount(r.winner, minlength=p.size) / runs
+        assert np.all(np.abs(freq - p) <= K_SE * np.sqrt(p * (1 - p) / runs))
+
+
+def test_kernel_drift_first_and_records_of_generation_zero():
+    """The compiled G = 0 path fills drift_first[:, 0] = ||p^(1) - p^(0)||_1 like the generic loop."""
+    p = D.zipf(30, 12, 0.15)
+    a = S.simulate(p, S.FullySynthetic(8), 0, runs=3000, seed=5, until_collapse=True, backend="numba")
+    b = S.simulate(p, S.FullySynthetic(8), 0, runs=3000, seed=5, until_collapse=True, backend="numpy")
+    for name in ("sigma", "max_prob", "support_size", "drift_true"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    ma, sa = _mean_se(a.drift_first[:, 0])
+    mb, sb = _mean_se(b.drift_first[:, 0])
+    assert abs(ma - mb) <= K_SE * np.hypot(sa, sb)
+    assert np.all((a.drift_first[:, 0] >= 0) & (a.drift_first[:, 0] <= 2))
+    assert a.generations_run == a.collapse_time.max()
+    np.testing.assert_array_equal(a.winner, M.winner(a.final))
+    assert np.all(M.is_dirac(a.final))
+
+
+def test_kernel_per_run_sample_sizes_and_two_d_p0():
+    p0 = np.stack([D.zipf(20, 10, 0.2), D.uniform(20), D.zipf(20, 3, 0.5)])
+    r = S.simulate(p0, S.FullySynthetic((5, 30, 2000)), 0, seed=1, until_collapse=True)
+    assert np.all(r.collapse_time >= 1) and np.all(M.is_dirac(r.final))
+    assert r.winner[2] < 3  # p^(0) of run 2 lives on tokens 0..2
