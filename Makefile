@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 
 .PHONY: help venv book test unit nbval notebooks-clean book-check strip lab clean bench
-.PHONY: assignments grade test-site colab-cells pdf lock publish
+.PHONY: assignments grade grade-class book-student test-site colab-cells pdf lock publish
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -79,12 +79,19 @@ test-site: $(STAMP)  ## the built book in headless Chromium (run `make book` fir
 	COURSE_SITE_TESTS=1 $(BIN)/python -m pytest tests/site -p no:cacheprovider
 
 assignments: $(STAMP)  ## student and instructor notebooks of every chapter's exercises -> assignments/ (nbgrader layout)
-	$(BIN)/python -m collapse_lib.assignments --out assignments
-	$(BIN)/python -m collapse_lib.assignments --update-page instructors.md
+	$(BIN)/python -m course_tools.assignments --out assignments
+	$(BIN)/python -m course_tools.assignments --update-page instructors.md
 
-grade: $(STAMP)  ## autograde a submission: make grade NB=path/to/submission.ipynb [GRADE_ARGS="--json --timeout 60"]
-	@test -n "$(NB)" || { echo "usage: make grade NB=path/to/submission.ipynb"; exit 2; }
-	$(BIN)/python -m collapse_lib.grade "$(NB)" $(GRADE_ARGS)
+grade: $(STAMP)  ## grade one submission safely: make grade NB=submission.ipynb ASSIGNMENT=02_fully_synthetic [GRADE_ARGS="--json"]
+	@test -n "$(NB)" -a -n "$(ASSIGNMENT)" || { echo "usage: make grade NB=submission.ipynb ASSIGNMENT=<chapter name>" >&2; exit 2; }
+	@$(BIN)/python -m course_tools.grade "$(NB)" --assignment "$(ASSIGNMENT)" $(GRADE_ARGS)
+
+grade-class: $(STAMP)  ## grade a folder of submissions with nbgrader: make grade-class SUBMISSIONS=dir ASSIGNMENT=name [OUT=grades/name]
+	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || { echo "usage: make grade-class SUBMISSIONS=dir ASSIGNMENT=<chapter name> [OUT=dir]" >&2; exit 2; }
+	@$(BIN)/python -m course_tools.grade_class "$(SUBMISSIONS)" --assignment "$(ASSIGNMENT)" $(if $(OUT),--out "$(OUT)") $(GRADE_ARGS)
+
+book-student: $(STAMP)  ## the student edition (no solutions, student notebooks as a zip) -> _build/student/_build/html
+	$(BIN)/python -m course_tools.student_edition build
 
 colab-cells: $(STAMP)  ## insert/refresh the hidden Colab/Binder set-up cell in every chapter (from _config.yml repository)
 	$(BIN)/python tools/colab_setup_cell.py
