@@ -80,7 +80,7 @@ def make_book(root: Path, url: str) -> Path:
 def build(root: Path) -> Path:
     jb = Path(sys.executable).parent / "jupyter-book"
     proc = subprocess.run([str(jb), "build", str(root), "-W", "-n", "--keep-going"],
-                          capture_output=True, text=True, timeout=600,
+                          capture_output=True, text=True, timeout=1800,
                           env={**os.environ, "PYTHONHASHSEED": "0"})
     assert proc.returncode == 0, f"two-page book did not build:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return root / "_build" / "html"

@@ -254,7 +254,9 @@ OVERFLOW_JS = r"""
 const article = document.querySelector('article.bd-article') || document.querySelector('main');
 if (!article) return ['no content column (article.bd-article) on the page'];
 const edge = article.getBoundingClientRect().right;
-const skip = 'mjx-assistive-mml, .visually-hidden, .sr-only, .headerlink, script, style, .toggle-hidden';
+// Margin notes and full-width blocks of sphinx-book-theme extend past the column on purpose.
+const skip = 'mjx-assistive-mml, .visually-hidden, .sr-only, .headerlink, script, style, .toggle-hidden, '
+  + '.margin, aside.sidebar, .full-width';
 const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
 const visible = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
 const inScroller = el => { for (let a = el.parentElement; a && a !== article; a = a.parentElement)
