@@ -108,21 +108,35 @@ def floor(run: dict, n: int) -> dict | None:
     return run.get("floor", {}).get(str(n))
 
 
+def floor_band(run: dict, n: int, key: str) -> tuple[float, float] | None:
+    """The band drawn on a drift panel for chains of size ``n``: for ``l1_to_p1`` the range of the
+    retraining floor over seed pairs; for ``l1_to_p0`` the range of the drift from ``p^(0)`` over the
+    generation-1 models of all seeds (where one retraining of generation 1 lands)."""
+    if key == "l1_to_p1":
+        fl = floor(run, n)
+        return (fl["min"], fl["max"]) if fl else None
+    if key == "l1_to_p0":
+        v = [st["l1_to_p0"] for name, st in run["stages"].items() if name.startswith(f"gen1/n{n}/")]
+        return (min(v), max(v)) if len(v) > 1 else None
+    return None
+
+
 def plot_metric(run: dict, key: str = "l1_to_p1", ax=None, names=None, band: bool = True, seeds: bool = True):
     """One panel: ``key`` against the generation for each chain: mean over seeds with error bars of
-    one standard error over seeds, each seed as a faint point; for the drift from ``p^(1)`` the
-    retraining floor of each sample size is drawn as a band (min to max over seed pairs)."""
+    one standard error over seeds, each seed as a faint point; on the drift panels the band of
+    :func:`floor_band` for each sample size (the noise floor of retraining)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.8))
     names = [c["name"] for c in chains(run)] if names is None else names
-    if band and key == "l1_to_p1":
+    if band and key in ("l1_to_p1", "l1_to_p0"):
         for n in sorted({_chain(run, nm)["n"] for nm in names}):
-            fl = floor(run, n)
-            if fl:
-                ax.axhspan(fl["min"], fl["max"], color="0.5" if n >= 100_000 else "#b59ccf", alpha=0.25, lw=0,
-                           label=f"retraining floor, n = {n // 1000}k (seed pairs)")
+            b = floor_band(run, n, key)
+            if b:
+                what = "retraining floor" if key == "l1_to_p1" else "generation 1 over seeds"
+                ax.axhspan(b[0], max(b[1], b[0] + 1e-3), color="0.5" if n >= 100_000 else "#b59ccf", alpha=0.25,
+                           lw=0, label=f"{what}, n = {n // 1000}k")
     for nm in names:
         st = STYLE.get(nm, {"label": nm})
         m, mean, se = seed_summary(run, nm, key)

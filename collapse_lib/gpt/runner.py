@@ -455,7 +455,7 @@ class Runner:
         self.check_config()
         graph = stage_graph(self.cfg)
         done = {s for s in graph if self.stages.done(s)}
-        for s in done:  # a checkpoint from another configuration must not be reused silently
+        for s in sorted(done, key=list(graph).index):  # a checkpoint from another configuration must not be reused silently
             self.stages.load(s)
             self.stages._cache.clear()
         todo = [s for s in graph if s not in done]
