@@ -317,80 +317,70 @@ def run_chain(real: np.ndarray, k: int, vocab_size: int, generations: int, schem
             "backoff_fraction": [b / (n_streams * T) for b in backoffs]}
 
 
+def _pooled(measured: list[np.ndarray], predicted: list[np.ndarray]) -> dict:
+    """Means over chains of per-chain measured and predicted curves, and the standard error over
+    chains of their difference (chains are the independent replicates)."""
+    meas, pred = np.array(measured), np.array(predicted)
+    R = len(meas)
+    se = (meas - pred).std(axis=0, ddof=1) / np.sqrt(R) if R > 1 else np.zeros(meas.shape[1])
+    return {"measured": meas.mean(axis=0).tolist(), "predicted": pred.mean(axis=0).tolist(), "se": se.tolist()}
+
+
 def bridge_fully(chains: list[dict], m_max: int | None = None) -> dict:
     """Measured against predicted mean ``S_m`` over the contexts alive in every generation up to
     ``m`` (fully synthetic chains), pooled over chains; also the one-step residual of (B1),
-    ``(1 - S_j) - (1 - 1/n_j)(1 - S_{j-1})``, whose mean must be 0 if (B1) holds.
+    ``(1 - S_j) - (1 - 1/n_j)(1 - S_{j-1})``, whose mean must be 0 if (B1) holds, and the support
+    comparison of :func:`_support_bridge`.
 
     Returns arrays over ``m = 1..m_max``: ``measured``, ``predicted``, ``se`` (standard error of
     the mean difference over chains), ``contexts`` (mean number of contexts used), and
     ``residual``, ``residual_se`` for the one-step check (all steps pooled, per chain means)."""
     gens = chains[0]["S"].shape[1] if m_max is None else m_max
-    meas, pred, diffs, counts = [], [], [], []
-    res_chain = []
+    meas, pred, counts, res_chain = [], [], [], []
     for ch in chains:
         S, n = ch["S"][:, :gens], ch["n"][:, :gens]
         alive = np.isfinite(S).all(axis=1) & (n[:, 1:] > 0).all(axis=1)
-        pr = predicted_S_fully(S[alive, 0], n[alive, 1:])
         meas.append(S[alive].mean(axis=0))
-        pred.append(pr.mean(axis=0))
-        diffs.append(S[alive].mean(axis=0) - pr.mean(axis=0))
+        pred.append(predicted_S_fully(S[alive, 0], n[alive, 1:]).mean(axis=0))
         counts.append(alive.sum())
         r = []
         for j in range(1, gens):
             ok = np.isfinite(S[:, j]) & np.isfinite(S[:, j - 1]) & (n[:, j] > 0)
             r.append((1 - S[ok, j]) - (1 - 1 / n[ok, j]) * (1 - S[ok, j - 1]))
         res_chain.append(np.concatenate(r).mean())
-    diffs = np.array(diffs)
     R = len(chains)
-    sup = _support_bridge(chains, gens)
-    return {"m": list(range(1, gens + 1)), "measured": np.mean(meas, axis=0).tolist(),
-            "predicted": np.mean(pred, axis=0).tolist(),
-            "se": (diffs.std(axis=0, ddof=1) / np.sqrt(R)).tolist() if R > 1 else [0.0] * gens,
-            "contexts": float(np.mean(counts)), **sup,
-            "residual": float(np.mean(res_chain)),
+    return {"m": list(range(1, gens + 1)), **_pooled(meas, pred), "contexts": float(np.mean(counts)),
+            **_support_bridge(chains, gens), "residual": float(np.mean(res_chain)),
             "residual_se": float(np.std(res_chain, ddof=1) / np.sqrt(R)) if R > 1 else 0.0}
 
 
 def _support_bridge(chains: list[dict], gens: int, max_count: int = 400) -> dict:
     """Measured against predicted (:func:`predicted_support_fully`) mean support of the
     generation-1 contexts alive in every generation whose counts stay below ``max_count``."""
-    meas, pred, diffs, counts = [], [], [], []
+    meas, pred, counts = [], [], []
     for ch in chains:
         S, n, sup = ch["S"][:, :gens], ch["n"][:, :gens], ch["support"][:, :gens]
         alive = np.isfinite(S).all(axis=1) & (n[:, 1:] > 0).all(axis=1)
-        alive &= ch["counts1"].sum(axis=1) <= max_count
-        alive &= (n[:, 1:] <= max_count).all(axis=1)
-        pr = predicted_support_fully(ch["counts1"][alive], n[alive, 1:], max_count)
+        alive &= (ch["counts1"].sum(axis=1) <= max_count) & (n[:, 1:] <= max_count).all(axis=1)
         meas.append(sup[alive].mean(axis=0))
-        pred.append(pr.mean(axis=0))
-        diffs.append(sup[alive].mean(axis=0) - pr.mean(axis=0))
+        pred.append(predicted_support_fully(ch["counts1"][alive], n[alive, 1:], max_count).mean(axis=0))
         counts.append(alive.sum())
-    diffs = np.array(diffs)
-    R = len(chains)
-    return {"support_measured": np.mean(meas, axis=0).tolist(), "support_predicted": np.mean(pred, axis=0).tolist(),
-            "support_se": (diffs.std(axis=0, ddof=1) / np.sqrt(R)).tolist() if R > 1 else [0.0] * gens,
+    out = _pooled(meas, pred)
+    return {"support_measured": out["measured"], "support_predicted": out["predicted"], "support_se": out["se"],
             "support_contexts": float(np.mean(counts))}
 
 
 def bridge_partially(chains: list[dict]) -> dict:
     """As :func:`bridge_fully` for partially synthetic chains, with prediction (B2)."""
     gens = chains[0]["S"].shape[1]
-    meas, pred, diffs, counts = [], [], [], []
+    meas, pred, counts = [], [], []
     for ch in chains:
         S, n, N = ch["S"], ch["n"], ch["N"]
         ok = np.isfinite(S).all(axis=1) & (n[:, 1:] > 0).all(axis=1)
-        pr = predicted_S_partially(S[ok, 0], N[ok], n[ok, 1:])
         meas.append(S[ok].mean(axis=0))
-        pred.append(pr.mean(axis=0))
-        diffs.append(S[ok].mean(axis=0) - pr.mean(axis=0))
+        pred.append(predicted_S_partially(S[ok, 0], N[ok], n[ok, 1:]).mean(axis=0))
         counts.append(ok.sum())
-    diffs = np.array(diffs)
-    R = len(chains)
-    return {"m": list(range(1, gens + 1)), "measured": np.mean(meas, axis=0).tolist(),
-            "predicted": np.mean(pred, axis=0).tolist(),
-            "se": (diffs.std(axis=0, ddof=1) / np.sqrt(R)).tolist() if R > 1 else [0.0] * gens,
-            "contexts": float(np.mean(counts))}
+    return {"m": list(range(1, gens + 1)), **_pooled(meas, pred), "contexts": float(np.mean(counts))}
 
 
 # ----------------------------------------------------------------------------- the experiment
