@@ -146,7 +146,7 @@ def build_cases() -> list[Case]:
     # ---------------------------------------------------------------- metrics
     for name, f in [("sigma", M.sigma), ("max_prob", M.max_prob), ("entropy", M.entropy), ("is_dirac", M.is_dirac),
                     ("winner", M.winner), ("support_size", M.support_size)]:
-        for v in bad_p:
+        for v in [v for v in bad_p if not (isinstance(v, list) and v and isinstance(v[0], list))]:  # any ndim is valid
             bad(f"metrics.{name}(p={v!r})", "p", lambda v=v, f=f: f(v))
     bad("metrics.l1 length mismatch", "q", lambda: M.l1([0.5, 0.5], [1.0]))
     bad("metrics.l1 bad p", "p", lambda: M.l1([0.5, 0.6], [0.5, 0.5]))
@@ -154,8 +154,9 @@ def build_cases() -> list[Case]:
     bad("metrics.l1 q='a'", "q", lambda: M.l1([0.5, 0.5], "a"))
     bad("metrics.l1 empty", "p", lambda: M.l1([], []))
     good("metrics.l1 broadcast leading axes", lambda: M.l1(np.eye(3)[None], np.eye(3)[:1]), lambda r: r.shape == (1, 3))
-    for v in [[], [5], [-1], [0, 0], [1.5], "a", None, [[0, 1]], np.array([True]), [True, False, True]]:
+    for v in [[5], [-1], [0, 0], [1.5], "a", None, [[0, 1]], np.array([True]), [True, False, True]]:
         bad(f"tail_mass(tokens={v!r})", "tokens", lambda v=v: M.tail_mass([0.5, 0.3, 0.2, 0.0], v))
+    good("tail_mass empty set", lambda: M.tail_mass([0.5, 0.5], []), lambda r: r == 0.0)
     good("tail_mass mask", lambda: M.tail_mass([0.5, 0.3, 0.2], [False, True, True]), lambda r: abs(r - 0.5) < 1e-15)
     for v in [-1e-3, 1.0, NAN, INF, "0", None]:
         bad(f"is_dirac(atol={v!r})", "atol", lambda v=v: M.is_dirac([1.0, 0.0], atol=v))
@@ -204,13 +205,15 @@ def build_cases() -> list[Case]:
         bad(f"diffusion_collapse_time(p={v!r})", "p", lambda v=v: T.diffusion_collapse_time(v, 10))
         bad(f"exact_collapse_time(p={v!r})", "p", lambda v=v: T.exact_collapse_time(v, 4))
     for v in bad_pos_int:
-        bad(f"pi_p(denominator={v!r})", "denominator", lambda v=v: T.pi_p([0.5, 0.5], denominator=v))
+        if v is not None:  # None is the default (no denominator)
+            bad(f"pi_p(denominator={v!r})", "denominator", lambda v=v: T.pi_p([0.5, 0.5], denominator=v))
         bad(f"exact_collapse_time(n={v!r})", "n", lambda v=v: T.exact_collapse_time([0.5, 0.5], v))
         bad(f"diffusion_collapse_time(n={v!r})", "n", lambda v=v: T.diffusion_collapse_time([0.5, 0.5], v))
     bad("pi_p(denominator=10**12) memory", "denominator", lambda: T.pi_p([0.5, 0.5], denominator=10**12))
     bad("pi_p(max_support=-1)", "max_support", lambda: T.pi_p([0.5, 0.5], max_support=-1))
     bad("pi_p(max_support=200) with support 100", "max_support", lambda: T.pi_p(D.uniform(100), max_support=200))
-    bad("exact_collapse_time(max_states=1e12)", "max_states", lambda: T.exact_collapse_time(D.uniform(6), 60, max_states=10**12))
+    bad("exact_collapse_time(max_states=1e18) memory", "max_states",
+        lambda: T.exact_collapse_time(D.uniform(12), 60, max_states=10**18))
     bad("exact_collapse_time(max_states=0)", "max_states", lambda: T.exact_collapse_time([0.5, 0.5], 4, max_states=0))
     bad("diffusion_collapse_time average n=10**9", "n", lambda: T.diffusion_collapse_time(D.uniform(600), 10**9, first_draw="average"))
     bad("diffusion_collapse_time 3-D", "p", lambda: T.diffusion_collapse_time(np.full((2, 2, 2), 0.5), 10))
@@ -235,7 +238,10 @@ def build_cases() -> list[Case]:
         bad(f"zeta_thm4(lambda1_mean={v!r})", "lambda1_mean", lambda v=v: T.zeta_thm4(10, 5, v))
     for v in [0.0, -1.0, NAN, INF, "1", None]:
         bad(f"max_synthetic_samples(eps={v!r})", "eps", lambda v=v: T.max_synthetic_samples(10, 600, v))
-    bad("max_synthetic_samples(s=10**15, exact)", "s", lambda: T.max_synthetic_samples(10**6, 10**15, 1e9, form="exact"))
+    good("max_synthetic_samples(s=10**15, exact) = 0", lambda: T.max_synthetic_samples(10**6, 10**15, 1e9, form="exact"),
+         lambda r: r == 0)
+    good("max_synthetic_samples(s=10**15, huge eps, exact)", lambda: T.max_synthetic_samples(10**6, 10**15, 1e300, form="exact"),
+         lambda r: r > 0 and T.deviation_bound(10**6, r, 10**15) < 1e300 <= T.deviation_bound(10**6, r + 1, 10**15))
     bad("lemma1_G(form=10)", "form", lambda: T.lemma1_G(10, 10, form=10))
     bad("partially_synthetic_alpha_beta(N=0)", "N", lambda: T.partially_synthetic_alpha_beta(0, 5))
     bad("partially_synthetic_alpha_beta(n=2.5)", "n", lambda: T.partially_synthetic_alpha_beta(5, 2.5))
@@ -244,7 +250,8 @@ def build_cases() -> list[Case]:
 
     # ---------------------------------------------------------------- scenarios
     for v in bad_pos_int:
-        bad(f"FullySynthetic(n={v!r})", "n", lambda v=v: S.FullySynthetic(v))
+        if not isinstance(v, list):  # a list is one sample size per run
+            bad(f"FullySynthetic(n={v!r})", "n", lambda v=v: S.FullySynthetic(v))
         bad(f"PartiallySynthetic(N={v!r})", "N", lambda v=v: S.PartiallySynthetic(v, 3))
         bad(f"RecentModels(K={v!r})", "K", lambda v=v: S.RecentModels(6, v))
         bad(f"Accumulate(n={v!r})", "n", lambda v=v: S.Accumulate(v))
@@ -301,6 +308,10 @@ def build_cases() -> list[Case]:
     bad("simulate per-run n mismatch", "n", lambda: S.simulate(np.full((3, 2), 0.5), S.FullySynthetic((3, 4)), 2))
     bad("simulate scenario='full'", "scenario", lambda: S.simulate([0.5, 0.5], "full", 2))
     bad("simulate scenario=None", "scenario", lambda: S.simulate([0.5, 0.5], None, 2))
+    for v in ["gpu", None, 1]:
+        bad(f"simulate(backend={v!r})", "backend", lambda v=v: S.simulate([0.5, 0.5], S.FullySynthetic(3), 2, backend=v))
+    good("simulate backend='numpy' until_collapse", lambda: S.simulate([0.5, 0.5], S.FullySynthetic(3), 0, runs=4, seed=1,
+         until_collapse=True, backend="numpy"), lambda r: r.backend == "numpy" and np.all(r.collapse_time >= 1))
     bad("simulate until_collapse partial", "until_collapse",
         lambda: S.simulate([0.5, 0.5], S.PartiallySynthetic(3, 3), 2, until_collapse=True))
     for v in [0, -5, 2.5, "100", None, NAN]:
@@ -310,8 +321,9 @@ def build_cases() -> list[Case]:
         lambda: S.simulate([0.5, 0.5], S.FullySynthetic(3), 50, runs=2, until_collapse=True, max_generations=10))
     bad("simulate until_collapse generations as cap (trap)", "generations",
         lambda: S.simulate(D.uniform(50), S.FullySynthetic(10), 100_000, runs=200, seed=0, until_collapse=True))
-    bad("simulate FullySynthetic(10**12) until_collapse", "n",
-        lambda: S.simulate(D.uniform(5), S.FullySynthetic(10**12), 0, runs=2, seed=0, until_collapse=True))
+    good("simulate FullySynthetic(10**12) until_collapse (bounded by the cap)",
+         lambda: S.simulate(D.uniform(5), S.FullySynthetic(10**12), 0, runs=2, seed=0, until_collapse=True),
+         lambda r: r.generations_run == 100_000 and np.all(r.collapse_time == -1) and np.allclose(r.final.sum(1), 1))
     bad("simulate FullySynthetic(2**63) ", "n", lambda: S.simulate(D.uniform(5), S.FullySynthetic(2**63), 1, runs=2, seed=0))
     bad("simulate RecentModels huge K memory", "K",
         lambda: S.simulate(D.uniform(600), S.RecentModels(10**6, 10**6), 2, runs=100, seed=0))

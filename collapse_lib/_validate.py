@@ -9,8 +9,9 @@ clipped value or an error from inside numpy, scipy or numba.
 
 Integers. An integer argument (a size, a count, a generation) accepts a Python ``int``,
 a numpy integer, or a float that is exactly an integer (``3.0``, ``1e4``; converted
-exactly). It refuses ``bool``, strings, ``None``, non-finite values and non-integral
-floats (``2.5`` is an error, never truncated to 2).
+exactly), at most 2^62 in absolute value (numpy and numba count in int64). It refuses
+``bool``, strings, ``None``, non-finite values and non-integral floats (``2.5`` is an
+error, never truncated to 2).
 
 Memory. Functions whose memory grows with their arguments estimate the bytes they would
 allocate before allocating and refuse (naming the argument and the estimate) above
@@ -60,7 +61,10 @@ def _int_what(minimum: int | None) -> str:
     return "an integer" if minimum is None else f"an integer >= {minimum}"
 
 
-def integer(name: str, v, minimum: int | None = None, maximum: int | None = None) -> int:
+INT_LIMIT = 2**62
+
+
+def integer(name: str, v, minimum: int | None = None, maximum: int | None = INT_LIMIT) -> int:
     """`v` as a Python int, checked against the contract above and [minimum, maximum]."""
     what = _int_what(minimum)
     if isinstance(v, np.ndarray) and v.ndim == 0:
@@ -81,7 +85,9 @@ def integer(name: str, v, minimum: int | None = None, maximum: int | None = None
     if minimum is not None and out < minimum:
         raise InvalidArgument(f"{name} must be {what}, got {out}")
     if maximum is not None and out > maximum:
-        raise InvalidArgument(f"{name} must be an integer <= {maximum}, got {out}")
+        raise InvalidArgument(f"{name} must be an integer <= {maximum}, got {v!r}"[:200])
+    if abs(out) > INT_LIMIT:
+        raise InvalidArgument(f"{name} must be at most 2**62 in absolute value, got {v!r}"[:200])
     return out
 
 

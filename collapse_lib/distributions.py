@@ -71,6 +71,7 @@ def zipf_exponent(support: int, S0: float) -> float:
     by bracketing and scipy.optimize.brentq.
     """
     support = integer("support", support, minimum=1)
+    check_memory("support", 32.0 * support, f"a Zipf law on {support} tokens")
     S0 = real("S0", S0)
     if S0 < 1.0 / support - 1e-15 or S0 >= 1.0:
         raise InvalidArgument(

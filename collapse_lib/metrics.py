@@ -130,7 +130,7 @@ def tail_mass(p, tokens) -> np.ndarray:
         raise InvalidArgument(f"tokens must be 1-D, got shape {idx.shape}")
     if idx.dtype == bool:
         if idx.shape[0] != s:
-            raise InvalidArgument(f"boolean token mask must have the length {s} of the last axis of p, got {idx.shape[0]}")
+            raise InvalidArgument(f"tokens: a boolean mask must have the length {s} of the last axis of p, got {idx.shape[0]}")
         return (arr * idx).sum(axis=-1)
     if idx.size == 0:
         return arr.sum(axis=-1) * 0.0

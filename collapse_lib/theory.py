@@ -603,7 +603,7 @@ def exact_collapse_probability(p, n: int, m, max_states: int = 20000):
         out = np.ones(m_arr.shape)
         return out if np.ndim(m) else float(out)
     M_max = int(m_arr.max())
-    if (M_max - 1) * float(M.shape[0]) ** 2 > 2e10:
+    if M_max > 10**7 or (M_max - 1) * float(M.shape[0]) ** 2 > 2e10:
         raise InvalidArgument(
             f"m={M_max}: pushing the law of {M.shape[0]} lumped states forward m-1 times costs about "
             f"{(M_max - 1) * float(M.shape[0]) ** 2:.2g} operations; reduce m (or n)"
