@@ -414,14 +414,12 @@ def move_control(driver, control: dict) -> None:
     from selenium.webdriver.support.ui import Select
 
     element = driver.find_element(By.ID, control["id"])
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus()", element)
     at_end = int(element.get_attribute("value")) >= control["max"]
     if control["tag"] == "SELECT":
         Select(element).select_by_index(int(element.get_attribute("value")) + (-1 if at_end else 1))
-    else:
-        element.click()  # focus (a click may also move it; the key press below moves it again)
-        element.send_keys(Keys.ARROW_LEFT if int(element.get_attribute("value")) >= control["max"]
-                          else Keys.ARROW_RIGHT)
+    else:  # focused, then one step with the arrow keys (a click would jump to where it lands)
+        element.send_keys(Keys.ARROW_LEFT if at_end else Keys.ARROW_RIGHT)
 
 
 def frame_bytes(page_dir: Path, state: dict) -> bytes:
