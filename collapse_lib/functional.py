@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _validate as V
 from .distributions import validate
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "leverages",
     "FitResult",
     "fit",
-    "fitted_table",
     "refit_noise_free",
     "LinearRun",
     "simulate_linear",
@@ -63,8 +63,7 @@ _ZMAX = 40.0  # step expansion stops at |logit| = 40 (p ~ 1e-17): larger weights
 # ----------------------------------------------------------------------------- embeddings
 def canonical_embeddings(c: int) -> np.ndarray:
     """X = I_c: one-hot contexts, the paper's model (d = c)."""
-    c = _pos_int("c", c)
-    return np.eye(c)
+    return np.eye(V.integer("c", c, minimum=1))
 
 
 def gaussian_embeddings(c: int, d: int, seed=None) -> np.ndarray:
@@ -73,8 +72,8 @@ def gaussian_embeddings(c: int, d: int, seed=None) -> np.ndarray:
     For nested capacities use the first d columns of one draw with d = c, rescaled by sqrt(c/d)
     (see the chapter); this function draws a fresh matrix.
     """
-    c, d = _pos_int("c", c), _pos_int("d", d)
-    return np.random.default_rng(seed).standard_normal((c, d)) / math.sqrt(d)
+    c, d = V.integer("c", c, minimum=1), V.integer("d", d, minimum=1)
+    return V.rng_from_seed("seed", seed).standard_normal((c, d)) / math.sqrt(d)
 
 
 def leverages(X) -> np.ndarray:
@@ -87,25 +86,12 @@ def leverages(X) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- checks
-def _pos_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 def _check_X(X) -> np.ndarray:
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X (embeddings) must have shape (c, d) with c, d >= 1, got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X (embeddings) contains NaN or infinite entries")
-    return X
+    return V.real_array("X (embeddings, shape (c, d))", X, ndim=(2,))
 
 
 def _check_lam(lam) -> float:
-    if isinstance(lam, bool) or not np.isscalar(lam) or not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam (L2 penalty) must be a finite number >= 0, got {lam!r}")
-    return float(lam)
+    return V.real("lam (L2 penalty)", lam, low=0.0)
 
 
 def _full_rank_rows(X: np.ndarray) -> bool:
@@ -152,32 +138,32 @@ def fit(F, X, lam: float = 0.0, W0=None, tol: float = 1e-10, max_iter: int = 300
     Newton: H = sum_j (diag p_j - p_j p_j^T) (x) x_j x_j^T + lam I on the flattened (d, s)
     weights, backtracking line search (Armijo); with lam = 0, a full step that is accepted is
     doubled while L keeps decreasing (along a separating direction the logits must go to -inf,
-    and plain Newton would only move them by about 1 per iteration). With lam = 0 the softmax gauge W -> W + v 1^T is
-    fixed by keeping the column of the most frequent token at 0, and tokens with no data anywhere
-    get logit -inf.
+    and plain Newton would only move them by about 1 per iteration). With lam = 0 the softmax
+    gauge W -> W + v 1^T is fixed by keeping the column of the most frequent token at 0, and
+    tokens with no data anywhere get logit -inf.
     """
     X = _check_X(X)
     lam = _check_lam(lam)
-    F = np.asarray(F, dtype=float)
+    F = V.real_array("F", F, ndim=(2, 3))
     single = F.ndim == 2
     F = F[None] if single else F
     if F.ndim != 3 or F.shape[1] != X.shape[0]:
-        raise ValueError(f"F must have shape (c, s) or (runs, c, s) with c = {X.shape[0]} rows of X, got {F.shape}")
+        raise V.InvalidArgument(f"F must have shape (c, s) or (runs, c, s) with c = {X.shape[0]} rows of X, got {F.shape}")
     validate(F, ndim=3, name="F")
-    if method not in ("auto", "newton"):
-        raise ValueError(f"method must be 'auto' or 'newton', got {method!r}")
+    V.choice("method", method, ("auto", "newton"))
+    tol = V.real("tol", tol, low=0.0, low_open=True)
+    max_iter = V.integer("max_iter", max_iter, minimum=1)
     R, c, s = F.shape
     d = X.shape[1]
     if lam == 0 and method == "auto" and _full_rank_rows(X):
         out = FitResult(np.full((R, d, s), np.nan), F.copy(), np.zeros(R, dtype=np.int64), np.zeros(R))
         return _squeeze(out) if single else out
     if lam == 0 and np.linalg.matrix_rank(X) < d:
-        raise ValueError(f"with lam = 0, X must have rank d (got rank {np.linalg.matrix_rank(X)} < d = {d}); "
-                         "use lam > 0 or fewer columns")
-    W = np.zeros((R, d, s)) if W0 is None else np.array(W0, dtype=float, copy=True)
+        raise V.InvalidArgument(f"with lam = 0, X must have rank d (got rank {np.linalg.matrix_rank(X)} < d = {d}); "
+                                "use lam > 0 or fewer columns")
+    W = np.zeros((R, d, s)) if W0 is None else np.array(V.real_array("W0", W0, ndim=(3,)), copy=True)
     if W.shape != (R, d, s):
-        raise ValueError(f"W0 must have shape {(R, d, s)}, got {W.shape}")
-    W[~np.isfinite(W)] = 0.0
+        raise V.InvalidArgument(f"W0 must have shape {(R, d, s)}, got {W.shape}")
     if lam == 0:
         dead = F.sum(axis=1) == 0  # (R, s): no data for this token in any context
         ref = F.sum(axis=1).argmax(axis=1)  # gauge: the most frequent token keeps logits 0
@@ -263,11 +249,6 @@ def _squeeze(r: FitResult) -> FitResult:
     return FitResult(r.W[0], r.P[0], r.iterations[0], r.grad_max[0])
 
 
-def fitted_table(F, X, lam: float = 0.0, **kwargs) -> np.ndarray:
-    """The fitted probabilities P of :func:`fit` only."""
-    return fit(F, X, lam, **kwargs).P
-
-
 def refit_noise_free(P, X, lam: float = 0.0, generations: int = 1) -> np.ndarray:
     """The noise-free recursion (n = infinity): P <- argmin (F1) with F = P, ``generations`` times.
 
@@ -276,9 +257,7 @@ def refit_noise_free(P, X, lam: float = 0.0, generations: int = 1) -> np.ndarray
     lam > 0 the iterates converge to the uniform table (chapter 8).
     """
     P = validate(P, ndim=2, name="P")
-    generations = int(generations)
-    if generations < 0:
-        raise ValueError(f"generations must be >= 0, got {generations}")
+    generations = V.integer("generations", generations, minimum=0)
     out = [P]
     W = None
     for _ in range(generations):
@@ -365,26 +344,28 @@ def simulate_linear(p0, X, scenario, generations: int, runs: int = 1, lam: float
     lam = _check_lam(lam)
     c, s = P0.shape
     if X.shape[0] != c:
-        raise ValueError(f"X has {X.shape[0]} rows (contexts) but p0 has {c}")
+        raise V.InvalidArgument(f"X has {X.shape[0]} rows (contexts) but p0 has {c}")
     if isinstance(scenario, FullySynthetic):
         n, N = scenario.n, 0
     elif isinstance(scenario, PartiallySynthetic):
         n, N = scenario.n, scenario.N
     else:
-        raise ValueError(f"scenario must be FullySynthetic or PartiallySynthetic, got {type(scenario).__name__}")
+        raise V.InvalidArgument(f"scenario must be FullySynthetic or PartiallySynthetic, got {type(scenario).__name__}")
     if getattr(scenario, "decoding", None) is not None:
-        raise ValueError("scenario.decoding must be None for the linear softmax model")
+        raise V.InvalidArgument("scenario.decoding must be None for the linear softmax model")
     if not isinstance(n, (int, np.integer)):
-        raise ValueError(f"scenario.n must be one positive integer here, got {n!r}")
-    G = _pos_int("generations", generations)
-    R = _pos_int("runs", runs)
-    _pos_int("max_generations", max_generations)
+        raise V.InvalidArgument(f"scenario.n must be one positive integer here, got {n!r}")
+    G = V.integer("generations", generations, minimum=1)
+    R = V.integer("runs", runs, minimum=1)
+    V.integer("max_generations", max_generations, minimum=1)
+    until_collapse = V.boolean("until_collapse", until_collapse)
+    V.choice("method", method, ("auto", "newton"))
     absorbing = N == 0 and lam == 0
     if until_collapse and not absorbing:
-        raise ValueError("until_collapse needs FullySynthetic and lam = 0 (otherwise no state is absorbing)")
+        raise V.InvalidArgument("until_collapse needs FullySynthetic and lam = 0 (otherwise no state is absorbing)")
     if R * (G + 1) * c * s > 5e7:
-        raise ValueError(f"history would store {R * (G + 1) * c * s:.3g} numbers (> 5e7); reduce runs or generations")
-    rng = np.random.default_rng(seed)
+        raise V.InvalidArgument(f"history would store {R * (G + 1) * c * s:.3g} numbers (> 5e7); reduce runs or generations")
+    rng = V.rng_from_seed("seed", seed)
 
     def draw(P, k):  # frequencies of k samples per context, (r, c, s)
         return rng.multinomial(k, P.reshape(-1, s)).reshape(P.shape) / k

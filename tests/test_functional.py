@@ -197,7 +197,7 @@ def test_bad_fit_input():
 
 def test_landing_moments_d1():
     """Proposition (landing moments), d = 1: A+ P(a = k) - A- P(b = k) = sum_j x_j p_jk."""
-    c, n, R = 5, 3, 1500
+    c, n, R = 5, 2, 1000
     X = fn.gaussian_embeddings(c, 1, seed=51)
     pos = X[:, 0] > 0
     assert 0 < pos.sum() < c
