@@ -31,7 +31,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt $(LOCK) pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course venv)" >/dev/null
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv and install requirements.txt and collapse_lib
+venv: $(STAMP)  ## create .venv: requirements.txt held to requirements-lock.txt, then collapse_lib (TORCH_INDEX=... for CPU torch)
 
 lock:  ## regenerate requirements-lock.txt: resolve requirements.txt in a throw-away venv and pin every package
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
