@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Iterable
 
 import nbformat
+from markdown_it import MarkdownIt
+from mdit_py_plugins.colon_fence import colon_fence_plugin
 from nbformat import NotebookNode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +90,7 @@ def _nbgrader_meta(grade_id: str, *, grade: bool, solution: bool, locked: bool,
 # MyST markdown -> Jupyter markdown
 # --------------------------------------------------------------------------
 
-_OPEN = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,})(?P<info>.*)$")
+_MARKDOWN = MarkdownIt("commonmark").use(colon_fence_plugin)
 _DIRECTIVE_INFO = re.compile(r"^\{(?P<name>[\w:.-]+)\}\s*(?P<arg>.*?)\s*$")
 _OPTION = re.compile(r"^:(?P<key>[\w-]+):\s*(?P<value>.*)$")
 _ROLE = re.compile(r"\{(?P<role>[\w:.-]+)\}`(?P<content>[^`]*)`")
@@ -108,37 +110,24 @@ class _Block:
 def _split_blocks(source: str) -> list[_Block]:
     """Split markdown into plain-text pieces and top-level fenced directives.
 
-    A fence (backticks or colons, at least three) closes at the first line made
-    of the same character, at least as long; shorter inner fences are content.
-    Plain code fences are kept inside the text so their content is not parsed.
+    The fences (backticks, or colons as MyST's ``colon_fence``) are found by
+    markdown-it-py, CommonMark's parser that MyST itself uses; plain code fences
+    stay inside the text so their content is not parsed.
     """
     lines = source.split("\n")
     blocks: list[_Block] = []
     text: list[str] = []
-    i = 0
-    while i < len(lines):
-        m = _OPEN.match(lines[i])
-        if m and m.group("fence")[0] == "`" and "`" in m.group("info"):
-            m = None                # CommonMark: no backtick in a backtick fence's info string
-        if not m:
-            text.append(lines[i])
-            i += 1
+    pos = 0
+    for tok in _MARKDOWN.parse(source):
+        d = _DIRECTIVE_INFO.match(tok.info.strip()) if tok.type in ("fence", "colon_fence") else None
+        if d is None or tok.level != 0 or tok.map is None:
             continue
-        fence = m.group("fence")
-        close = re.compile(r"^ {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}\s*$")
-        j = i + 1
-        while j < len(lines) and not close.match(lines[j]):
-            j += 1
-        chunk = lines[i:j + 1]
-        d = _DIRECTIVE_INFO.match(m.group("info").strip())
-        if d is None:               # ordinary code fence: keep verbatim
-            text.extend(chunk)
-            i = j + 1
-            continue
+        start, end = tok.map
+        text.extend(lines[pos:start])
         if text:
             blocks.append(_Block("\n".join(text)))
             text = []
-        body_lines = lines[i + 1:j]
+        body_lines = tok.content.split("\n")
         options: dict[str, str] = {}
         if body_lines and body_lines[0].strip() == "---":      # YAML option block
             k = 1
@@ -152,9 +141,10 @@ def _split_blocks(source: str) -> list[_Block]:
                 o = _OPTION.match(body_lines[0].strip())
                 options[o.group("key")] = o.group("value")
                 body_lines = body_lines[1:]
-        blocks.append(_Block("\n".join(chunk), d.group("name"), d.group("arg"), options,
+        blocks.append(_Block("\n".join(lines[start:end]), d.group("name"), d.group("arg"), options,
                              "\n".join(body_lines).strip("\n")))
-        i = j + 1
+        pos = end
+    text.extend(lines[pos:])
     if text:
         blocks.append(_Block("\n".join(text)))
     return blocks
