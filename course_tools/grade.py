@@ -405,7 +405,11 @@ result = json.dumps({
         ["display_pub", id(type(ip.display_pub).__dict__.get("publish"))],
         ["session.send", id(type(ip.display_pub.session).send)],
         ["ip.display_pub", id(ip.display_pub)], ["ip.kernel", id(getattr(ip, "kernel", None))],
-        ["kernel.send_response", id(type(ip.kernel).__dict__.get("send_response"))]],
+        ["session.send (instance)", id(vars(ip.display_pub.session).get("send"))]] + [
+        ["kernel." + n, id(getattr(type(ip.kernel), n, None))]
+        for n in ("send_response", "do_execute", "execute_request", "finish_metadata")] + [
+        ["kernel." + n + " (instance)", id(vars(ip.kernel).get(n))]
+        for n in ("send_response", "do_execute", "execute_request", "finish_metadata")],
 })
 '''
 _SHELL_NAMES = ["showtraceback", "_showtraceback", "showsyntaxerror", "run_cell", "run_cell_async",
@@ -495,7 +499,7 @@ async def _kill(km, task=None) -> None:
         await asyncio.wait({task}, timeout=5)
 
 
-async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: float,
+async def _execute(nb: NotebookNode, work: Path, info: Execution, *, timeout: float, deadline: float,
                    max_output: int, sandbox: bool, nonce: str) -> Execution:
     import zmq
     import zmq.asyncio
@@ -505,7 +509,6 @@ async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: fl
 
     start = time.monotonic()
     end = start + deadline
-    info = Execution()
     spec_dir = work / "kernels" / "course-grader"
     spec_dir.mkdir(parents=True)
     (spec_dir / "kernel.json").write_text(json.dumps(
@@ -523,21 +526,22 @@ async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: fl
     try:
         ok, res = await _wait(km.start_kernel(env=kernel_environment(work), cwd=str(work / "run"),
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                              stdin=subprocess.DEVNULL), min(60.0, end - time.monotonic()))
+                                              stdin=subprocess.DEVNULL), end - time.monotonic())
         if not ok or isinstance(res, Exception):
             info.stopped = "the kernel did not start" + (f" ({res})" if isinstance(res, Exception) else "")
             await _kill(km, None if ok else res)
             return info
         kc = km.client(context=ctx)
         kc.start_channels()
-        ok, res = await _wait(kc.wait_for_ready(timeout=60), min(60.0, end - time.monotonic()))
+        ok, res = await _wait(kc.wait_for_ready(timeout=max(1.0, end - time.monotonic())),
+                              end - time.monotonic())
         if not ok or isinstance(res, Exception):
             info.stopped = "the kernel did not answer"
             await _kill(km, None if ok else res)
             return info
         client.kc = kc
         keep = None
-        ok, first = await _wait(_reset(kc, None, max_output), 30)
+        ok, first = await _wait(_reset(kc, None, max_output, max(30.0, timeout)), end - time.monotonic())
         if ok and isinstance(first, dict):
             keep = first["callbacks"]
             baseline = first["fingerprint"]
@@ -550,7 +554,8 @@ async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: fl
                 continue
             role = cell.metadata.get(ROLE, {}).get("role")
             if role == "sentinel":
-                ok, state = await _wait(_reset(kc, keep), min(30.0, end - time.monotonic()))
+                ok, state = await _wait(_reset(kc, keep, max_output, max(30.0, timeout)),
+                                        end - time.monotonic())
                 why = None
                 if not ok or not isinstance(state, dict):
                     why = "the grader could not reset the kernel's hooks"
@@ -603,11 +608,11 @@ async def _execute(nb: NotebookNode, work: Path, *, timeout: float, deadline: fl
     return info
 
 
-async def _reset(kc, keep: dict | None, cap: int = DEFAULT_MAX_OUTPUT) -> dict | None:
+async def _reset(kc, keep: dict | None, cap: int = DEFAULT_MAX_OUTPUT, wait: float = 30.0) -> dict | None:
     msg_id = kc.execute("", silent=True, store_history=False,
                         user_expressions={"grader": _reset_expression(keep, cap)})
     while True:
-        msg = await kc.get_shell_msg(timeout=30)
+        msg = await kc.get_shell_msg(timeout=wait)
         if msg["parent_header"].get("msg_id") == msg_id:
             break
     value = msg["content"].get("user_expressions", {}).get("grader", {})
@@ -637,9 +642,13 @@ def execute_safely(nb: NotebookNode, *, timeout: float = DEFAULT_TIMEOUT,
     try:
         for sub in ("run", "home", "tmp", "conn"):
             (work / sub).mkdir()
-        info = asyncio.run(asyncio.wait_for(
-            _execute(nb, work, timeout=timeout, deadline=deadline, max_output=max_output,
-                     sandbox=sandbox, nonce=nonce), deadline + 60))
+        info = Execution()
+        try:
+            asyncio.run(asyncio.wait_for(
+                _execute(nb, work, info, timeout=timeout, deadline=deadline, max_output=max_output,
+                         sandbox=sandbox, nonce=nonce), deadline + 60))
+        except asyncio.TimeoutError:
+            info.stopped = f"the grader gave up {deadline + 60:g} s after the start"
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return info, label
@@ -656,15 +665,27 @@ def _grader_error(text: str) -> NotebookNode:
 def mark_failures(nb: NotebookNode, info: Execution) -> None:
     """Give every test cell that must score 0 an error output, so that nbgrader's
     ``determine_grade`` (and nbgrader's own gradebook) score it 0 too."""
+    from nbgrader.utils import get_partial_grade
     for index, cell in enumerate(nb.cells):
         if cell.metadata.get(ROLE, {}).get("role") != "test":
             continue
+        points = float(cell.metadata.nbgrader.points)
+        for out in [o for o in cell.outputs if o.output_type == "execute_result"]:
+            try:                           # a value nbgrader would choke on is no partial credit
+                get_partial_grade(out, points)
+            except (ValueError, TypeError, KeyError):
+                cell.outputs.remove(out)
+        # first, so that determine_grade stops there (an injected execute_result cannot win)
         if index in info.compromised:
-            cell.outputs.append(_grader_error(info.compromised[index]))
+            cell.outputs.insert(0, _grader_error(info.compromised[index]))
         elif index not in info.replies:
-            cell.outputs.append(_grader_error("not executed" + (f": {info.stopped}" if info.stopped else "")))
-        elif info.replies[index] != "ok" and not any(o.output_type == "error" for o in cell.outputs):
-            cell.outputs.append(_grader_error("the kernel reported an error but showed none"))
+            cell.outputs.insert(0, _grader_error("not executed" + (f": {info.stopped}" if info.stopped else "")))
+        elif info.replies[index] != "ok":
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            first = errors[0] if errors else _grader_error("the kernel reported an error but showed none")
+            if errors:
+                cell.outputs.remove(first)
+            cell.outputs.insert(0, first)
 
 
 def _error(cell: NotebookNode) -> tuple[str | None, str]:
@@ -691,7 +712,10 @@ def score_cells(nb: NotebookNode, ref: Reference) -> list[CellScore]:
         if cell is None:
             scores.append(CellScore(gid, 0.0, max_points, "missing", "test cell deleted"))
             continue
-        points, _ = determine_grade(cell)
+        try:
+            points, _ = determine_grade(cell)
+        except (ValueError, TypeError, KeyError):       # an output nbgrader cannot read
+            points = 0.0
         points = min(max(float(points or 0.0), 0.0), max_points)
         error, message = _error(cell)
         status = "pass" if points >= max_points else ("fail" if points <= 0 else "partial")

@@ -138,6 +138,22 @@ type(get_ipython())._showtraceback = lambda *a, **k: None
     return _insert(ctx["release"], code)
 
 
+def injected_result(ctx):
+    code = """
+import itertools, threading, time
+ip = get_ipython()
+def inject():
+    for value in itertools.cycle([1000.0, 2.0, 'x']):
+        try:
+            ip.displayhook(value)       # an execute_result in whatever cell runs now
+        except Exception:
+            pass
+        time.sleep(0.005)
+threading.Thread(target=inject, daemon=True).start()
+"""
+    return _insert(_solve(ctx, ctx["release"], "ex-syn-cube-solution"), code)
+
+
 def chapter_metadata_path(ctx):
     nb = copy.deepcopy(ctx["release"])
     nb.metadata["collapse_assignment"] = {"chapter": "../x"}
@@ -239,6 +255,7 @@ ATTACKS: dict[str, tuple[str, str, Callable]] = {
     "pre-run-callback": ("a pre_run_cell callback re-installs the exception swallower", "empty", pre_run_callback),
     "instance-patch": ("`showtraceback` patched on the shell instance", "empty", instance_patch),
     "class-patch": ("`showtraceback` patched on the shell class", "empty", class_patch),
+    "injected-result": ("a thread injects results (1000, 2, 'x') into the test cells (partial credit)", "partial", injected_result),
     "chapter-metadata": ("notebook metadata names `../x` as its chapter", "empty", chapter_metadata_path),
     "recomputed-checksums": ("test cells emptied, points 100, checksums recomputed", "empty", recomputed_checksums),
     "extra-cell-1000": ("an added test cell worth 1000 points with a valid checksum", "empty", extra_cell_1000),
