@@ -16,16 +16,16 @@ import numpy as np
 
 #: metric key -> axis label
 METRICS: dict[str, str] = {
-    "l1_to_p1": r"drift from $p^{(1)}$: $\frac{1}{K}\sum_c \|p^{(m)}(\cdot|c)-p^{(1)}(\cdot|c)\|_1$",
-    "l1_to_p0": r"drift from $p^{(0)}$: $\frac{1}{K}\sum_c \|p^{(m)}(\cdot|c)-p^{(0)}(\cdot|c)\|_1$",
-    "entropy": r"mean entropy of $p^{(m)}(\cdot|c)$ (nats)",
-    "max_prob": r"mean largest probability $\|p^{(m)}(\cdot|c)\|_\infty$",
-    "support": r"mean support $|\{x: p^{(m)}(x|c) > 10^{-3}\}|$",
+    "l1_to_p1": r"drift from $p^{(1)}$, $D^{(1)}_m$",
+    "l1_to_p0": r"drift from $p^{(0)}$, $D^{(0)}_m$",
+    "entropy": "mean entropy (nats)",
+    "max_prob": "mean largest probability",
+    "support": r"mean support ($p > 10^{-3}$)",
     "distinct4": "distinct 4-gram rate of the sample",
     "rare_rate": "rare-character rate of the sample",
-    "xent_p0": r"cross-entropy of the sample under $p^{(0)}$ (nats/char)",
-    "loss_real": "loss on real Shakespeare (nats/char)",
-    "loss_p0_heldout": r"loss on held-out $p^{(0)}$ text (nats/char)",
+    "xent_p0": r"sample's cross-entropy under $p^{(0)}$",
+    "loss_real": "loss on Shakespeare (nats/char)",
+    "loss_p0_heldout": r"loss on held-out $p^{(0)}$ text",
 }
 #: chain name -> plotting style
 STYLE: dict[str, dict] = {
@@ -146,9 +146,17 @@ def plot_metric(run: dict, key: str = "l1_to_p1", ax=None, names=None, band: boo
             for row in v:
                 ax.plot(m, row, ls="none", marker=st.get("marker", "o"), ms=2.5, color=st.get("color"), alpha=0.35)
     ax.set_xlabel("generation $m$")
-    ax.set_ylabel(METRICS.get(key, key), fontsize=8)
+    ax.set_ylabel(METRICS.get(key, key))
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return ax
+
+
+def legend_below(fig, ax, ncol: int = 3) -> None:
+    """One legend for a multi-panel figure, below the panels (taken from ``ax``)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * (len(labels) // ncol), 1, 1))
 
 
 def plot_curves(run: dict, chain: str, seed: int, ax=None):
