@@ -104,7 +104,8 @@ def setup_cell(site: Path) -> str:
 
 def test_without_a_repository_nothing_points_anywhere(books: dict[str, Path]) -> None:
     site = books[""]
-    links = {f"{p.relative_to(site)}: {h}" for p in pages(site) for h in launch_links(parse(p).links)}
+    links = {f"{p.relative_to(site)}: {h}" for p in pages(site) for h in parse(p).links
+             if h in launch_links([h]) or "github.com" in h}  # this book cites nothing on GitHub
     assert not links, "launch or repository links without a repository.url:\n" + "\n".join(sorted(links))
     assert "git+" not in setup_cell(site) and "http" not in setup_cell(site)
 
