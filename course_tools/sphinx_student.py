@@ -1,8 +1,9 @@
 """Sphinx extension of the student edition: hide gated solutions too; student notebooks zip.
 
-sphinx-exercise's ``hide_solutions`` drops ``{solution}`` blocks, but for a gated solution
-(``{solution-start}`` ... ``{solution-end}``, used when a solution holds code cells) it drops
-only the opening directive: the code cells and prose in between stay on the page. This
+sphinx-exercise's ``hide_solutions`` (1.2.1) drops ``{solution}`` blocks, but for a gated
+solution (``{solution-start}`` ... ``{solution-end}``, used when a solution holds code cells)
+it drops only the opening directive: the code cells and prose in between stay, and the
+orphaned ``solution-end`` node makes the HTML writer fail ("unknown node type"). This
 extension replaces ``solution-start`` by a marker when ``hide_solutions`` is on, and removes
 everything from the marker to the matching ``solution-end``.
 
