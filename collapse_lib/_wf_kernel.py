@@ -14,6 +14,12 @@ exact and split by cost:
   over go to the "small" survivors by picking a parent uniformly among their
   sum_small c_i individuals (one uniform per sample). Conditioning on the big survivors'
   counts leaves a Multinomial(left, c_small / sum c_small), which is what the picks draw.
+  A conditional binomial is drawn by inversion when its mean is below 10 and by Hormann's
+  transformed rejection with squeeze (BTRS) otherwise (:func:`_binomial`).
+
+Measured costs behind these choices (``benchmarks/bench_simulate.py``, Figure 2 sweep): a
+table draw ~10 ns, a pick ~3 ns, a conditional binomial ~40-60 ns; about 45 % of the
+run-generations have three or more survivors and take most of the time.
 
 Generation 1 from p^(0) (``wf_from_distribution``) draws the n samples of each run from
 p^(0) with Walker's alias table (one table per distinct row of p^(0)), or, when n > 4 s,
@@ -102,12 +108,13 @@ def _table_draw(rng, cdf, guide, c, n):  # pragma: no cover - compiled
     return j
 
 
-def _binomial(rng, m, p, lf):  # pragma: no cover - compiled
+def _binomial(rng, m, p, lf, lpq=np.nan):  # pragma: no cover - compiled
     """X ~ Binomial(m, p), exact: inversion from 0 when m min(p, 1-p) < 10, otherwise BTRS.
 
     BTRS is Hormann's transformed rejection with squeeze (W. Hormann, "The generation of
     binomial random variates", J. Statist. Comput. Simul. 46, 1993); ``lf[j] = log j!``
-    is a table for small j (larger j use lgamma).
+    is a table for small j (larger j use lgamma); ``lpq = log(p/(1-p))`` may be passed when
+    the caller has it from a table (NaN: computed here).
     """
     if m <= 0 or p <= 0.0:
         return 0
@@ -116,6 +123,7 @@ def _binomial(rng, m, p, lf):  # pragma: no cover - compiled
     flip = p > 0.5
     if flip:
         p = 1.0 - p
+        lpq = -lpq
     q = 1.0 - p
     if m * p < 10.0:
         r = math.exp(m * math.log(q))
@@ -137,7 +145,8 @@ def _binomial(rng, m, p, lf):  # pragma: no cover - compiled
         c = m * p + 0.5
         vr = 0.92 - 4.2 / b
         alpha = (2.83 + 5.1 / b) * spq
-        lpq = math.log(p / q)
+        if lpq != lpq:  # NaN: not given
+            lpq = math.log(p / q)
         mode = int((m + 1) * p)
         h = _lfact(lf, mode) + _lfact(lf, m - mode)
         while True:
@@ -156,7 +165,7 @@ def _binomial(rng, m, p, lf):  # pragma: no cover - compiled
     return m - x if flip else x
 
 
-def _advance(rng, pos, cnt, a, n, m, m_stop, cdf, guide, use_tab, parent, newc, lf):  # pragma: no cover
+def _advance(rng, pos, cnt, a, n, m, m_stop, cdf, guide, use_tab, parent, newc, lf, lg):  # pragma: no cover
     """Advance one run (its a survivors in pos/cnt) until one token is left or m = m_stop.
 
     Returns (a, m); pos/cnt hold the survivors at the end.
@@ -183,7 +192,7 @@ def _advance(rng, pos, cnt, a, n, m, m_stop, cdf, guide, use_tab, parent, newc, 
                 if t == 0 and use_tab:
                     x = _table_draw(rng, cdf, guide, c, n)
                 else:
-                    x = _binomial(rng, left, c / rem, lf)
+                    x = _binomial(rng, left, c / rem, lf, lg[c] - lg[rem - c] if rem < lg.size else np.nan)
                 rem -= c
                 left -= x
                 newc[t] = x
@@ -234,6 +243,7 @@ def _from_counts(X, tok, n, m0, m_stop, rng, cdf, guide, final, T, M):  # pragma
     newc = np.empty(k, dtype=np.int64)
     parent = np.empty(_BIG * k, dtype=np.int64)  # individuals of the small survivors
     lf = _log_factorials(n)
+    lg = np.log(np.arange(min(n, 65536) + 1.0))  # log j for the conditional binomials (lg[0] = -inf)
     for r in range(R):
         a = 0
         for j in range(k):
@@ -241,7 +251,7 @@ def _from_counts(X, tok, n, m0, m_stop, rng, cdf, guide, final, T, M):  # pragma
                 pos[a] = tok[r, j]
                 cnt[a] = X[r, j]
                 a += 1
-        a, m = _advance(rng, pos, cnt, a, n, m0, m_stop, cdf, guide, use_tab, parent, newc, lf)
+        a, m = _advance(rng, pos, cnt, a, n, m0, m_stop, cdf, guide, use_tab, parent, newc, lf, lg)
         for t in range(a):
             final[r, pos[t]] = cnt[t] / n
         T[r] = m if a == 1 else -1
@@ -318,6 +328,7 @@ def _from_distribution(P0, row_of_run, n, m_stop, rng, cdf, guide, final, T, M, 
     newc = np.empty(k, dtype=np.int64)
     parent = np.empty(_BIG * k, dtype=np.int64)  # individuals of the small survivors
     lf = _log_factorials(n)
+    lg = np.log(np.arange(min(n, 65536) + 1.0))  # log j for the conditional binomials (lg[0] = -inf)
     dense = np.zeros(s, dtype=np.int64)
     for r in range(R):
         u = row_of_run[r]
@@ -364,7 +375,7 @@ def _from_distribution(P0, row_of_run, n, m_stop, rng, cdf, guide, final, T, M, 
         if a == 1:
             a, m = 1, 1
         else:
-            a, m = _advance(rng, pos, cnt, a, n, 1, m_stop, cdf, guide, use_tab, parent, newc, lf)
+            a, m = _advance(rng, pos, cnt, a, n, 1, m_stop, cdf, guide, use_tab, parent, newc, lf, lg)
         for t in range(a):
             final[r, pos[t]] = cnt[t] / n
         T[r] = m if a == 1 else -1

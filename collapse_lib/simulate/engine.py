@@ -214,7 +214,7 @@ def simulate(
         )
     rng = rng_from_seed("seed", seed)
     m_stop = max_generations if until_collapse else G
-    k0 = int(np.count_nonzero(P0 > 0, axis=-1).max())
+    k0 = int(_support_size(P0).max())
     _check_memory_plan(scenario, R, s, k0, G, keep_history, m_stop)
     stepper = _make_stepper(scenario, G)
     if until_collapse and not stepper.absorbing:

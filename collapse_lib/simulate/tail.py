@@ -72,10 +72,11 @@ def tail_from_p0(P0: np.ndarray, row_of_run: np.ndarray, nvec: np.ndarray, m_sto
     """
     nA = np.asarray(nvec, dtype=np.int64)
     last = 1
-    for n in np.unique(nA):
-        rows = np.nonzero(nA == n)[0]
+    single = bool(np.all(nA == nA[0]))
+    for n in (nA[:1] if single else np.unique(nA)):
+        rows = np.arange(nA.size) if single else np.nonzero(nA == n)[0]
         cdf, guide = K.tables(int(n))
-        sub = np.zeros((rows.size, final.shape[1]))
+        sub = final if single else np.zeros((rows.size, final.shape[1]))  # final starts at 0
         T = np.empty(rows.size, dtype=np.int64)
         M = np.empty(rows.size, dtype=np.int64)
         D1 = np.empty(rows.size)
@@ -91,7 +92,8 @@ def _record(rows: np.ndarray, T: np.ndarray, sub: np.ndarray, ctime, atime, fina
     r = rows[done]
     ctime[r] = np.where(ctime[r] < 0, T[done], ctime[r])
     atime[r] = T[done]
-    final[rows] = sub
+    if sub is not final:
+        final[rows] = sub
 
 
 def _tail_numpy(XA: np.ndarray, tokA: np.ndarray, act: np.ndarray, nA: np.ndarray, m: int, m_stop: int,
