@@ -52,3 +52,23 @@ def test_dirac_tolerance():
     p = np.array([1 - 1e-14, 1e-14])
     assert M.is_dirac(p)
     assert not M.is_dirac(np.array([1 - 1e-6, 1e-6]))
+
+
+def test_metrics_validate_their_input():
+    from collapse_lib._validate import InvalidArgument
+
+    for call, name in [
+        (lambda: M.l1([0.5, 0.5], [1.0]), "q"),  # no broadcasting over tokens
+        (lambda: M.sigma([0.5, 0.6]), "p"),
+        (lambda: M.tail_mass([0.5, 0.5], [-1]), "tokens"),  # no negative wrap-around
+        (lambda: M.tail_mass([0.5, 0.5], [1, 1]), "tokens"),  # no double counting
+        (lambda: M.tail_mass([0.5, 0.5], [2]), "tokens"),
+        (lambda: M.tail_mass([0.5, 0.5], [0.5]), "tokens"),
+        (lambda: M.collapse_time(np.array([[1.0, 0.0]])), "history"),  # needs generations 0..G, G >= 1
+        (lambda: M.is_dirac([1.0, 0.0], atol=1.0), "atol"),
+        (lambda: M.support_size([1.0, 0.0], tol=-1e-3), "tol"),
+    ]:
+        with pytest.raises(InvalidArgument, match=name):
+            call()
+    assert M.tail_mass([0.5, 0.5], []) == 0.0
+    assert M.tail_mass([0.5, 0.3, 0.2], [2.0, 0]) == pytest.approx(0.7)  # integral floats are indices
