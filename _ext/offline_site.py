@@ -9,9 +9,10 @@ Loaded by ``_config.yml`` (``sphinx: local_extensions: offline_site: _ext``). It
    instead of the whole 24 MB tree. ``mathjax_path`` in ``_config.yml`` points at the copy;
    a CDN ``mathjax_path`` is refused;
 2. replaces the output of an ``ipywidgets`` cell, which needs a live kernel and the widget
-   JavaScript from a CDN, by a short note that says how to get the interactive version (the
-   chapters draw a static figure in an ordinary cell next to each widget), and drops the saved
-   widget state that myst-nb would embed in the page (``nb_ipywidgets_js`` is empty);
+   JavaScript from a CDN, by a short note that says how to get the interactive version, unless
+   ``kernel_free_widgets.py`` (which runs first) has put the widget's kernel-free version there;
+   and drops the saved widget state that myst-nb would embed in the page (``nb_ipywidgets_js``
+   is empty);
 3. fixes what the browser test found in the theme stack: a favicon (else every page requests a
    missing /favicon.ico), a default colour mode (else a console error on a first visit), no
    duplicate search bar on top, the inline sphinx-thebe script written twice (a JavaScript
