@@ -94,3 +94,11 @@ def test_the_lock_is_closed_under_dependencies() -> None:
                     "pip", "setuptools", "wheel"}:
                 missing.append(f"{name} needs {req.name}")
     assert not missing, "requirements-lock.txt is incomplete (run `make lock`):\n" + "\n".join(missing)
+
+
+def test_readme_gives_the_cpu_torch_command_for_the_locked_version() -> None:
+    torch = pins(LOCK)["torch"]
+    readme = (ROOT / "README.md").read_text()
+    assert f"pip install --index-url https://download.pytorch.org/whl/cpu torch=={torch}" in readme
+    assert "make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu" in readme
+    assert "pip install -r requirements.txt -c requirements-lock.txt" in readme
