@@ -17,14 +17,18 @@ import pytest
 CHAPTERS = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("*.ipynb"))
 ROLE = re.compile(r"\{glue:text\}`([^`]+)`")
 CALL = re.compile(r"""glue\(\s*(f?)(["'])(.+?)\2""")
+# a notebook-local wrapper, `def g(name, value): glue("ch8-" + name, ...)`, glues "ch8-" + its key
+WRAPPER = re.compile(r"""def (\w+)\((\w+)[^)]*\)[^:]*:(?:\s*\"\"\"[^"]*\"\"\")?\s*glue\(\s*(?:(["'])([^"']*)\3\s*\+\s*)?\2\b""")
 
 
 def _keys(nb) -> tuple[set[str], list[re.Pattern]]:
     literal, templates = set(), []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for is_f, _, key in CALL.findall(cell.source):
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    calls = [(CALL, "")] + [(re.compile(rf"""\b{name}\(\s*(f?)(["'])(.+?)\2"""), prefix or "")
+                            for name, _, _, prefix in WRAPPER.findall(code)]
+    for pattern, prefix in calls:
+        for is_f, _, key in pattern.findall(code):
+            key = prefix + key
             if is_f and "{" in key:
                 parts = re.split(r"\{[^}]*\}", key)
                 templates.append(re.compile("^" + ".+".join(re.escape(p) for p in parts) + "$"))
