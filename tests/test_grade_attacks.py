@@ -242,7 +242,10 @@ for path in ({str(ctx['chapters'] / (NAME + '.ipynb'))!r}, {str(REPO / 'assignme
         if c['cell_type'] == 'code' and 'def ' in ''.join(c['source']):
             exec(re.sub(r'\\s*### (BEGIN|END) SOLUTION', '', ''.join(c['source'])))
 """
-    return _insert(ctx["release"], code, at=len(ctx["release"].cells))
+    nb = copy.deepcopy(ctx["release"])
+    for gid in ("ex-syn-square-solution", "ex-syn-cube-solution"):   # in place of the stubs
+        _by_id(nb)[gid].source = code
+    return nb
 
 
 ATTACKS: dict[str, tuple[str, str, Callable]] = {
@@ -327,6 +330,8 @@ def grade(nb, ctx, **kw) -> G.Report:
 
 
 BASELINE = {"empty": 0.0, "partial": 3.0}
+#: Tricks only the sandbox stops (or that would harm the machine without it).
+NEED_SANDBOX = ("rewrite-course", "leak-secrets", "kill-parent", "network", "steal-solution")
 
 
 # --------------------------------------------------------------------------
@@ -336,8 +341,8 @@ BASELINE = {"empty": 0.0, "partial": 3.0}
 @pytest.mark.parametrize("name", [n for n in ATTACKS if n not in ("print-100mb",)])
 def test_attack_scores_no_more_than_honest(name, ctx):
     description, baseline, build = ATTACKS[name]
-    if name in ("kill-parent", "rewrite-course") and not SANDBOXED:
-        pytest.skip("only run inside the sandbox")
+    if name in NEED_SANDBOX and not SANDBOXED:
+        pytest.skip(f"{G.bwrap_status()[1]}: without the sandbox this trick is not prevented")
     start = time.monotonic()
     report = grade(build(ctx), ctx)
     assert time.monotonic() - start < 60 + 15, "the run overran its deadline"
