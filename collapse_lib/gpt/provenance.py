@@ -121,7 +121,18 @@ def write_readme(run_dir: str | Path, dest: str | Path) -> Path:
             lines.append(f"| {e['k']} | {e['chain']} | {ent[0]:.3f} → {ent[-1]:.3f} | {sup[0]:.2f} → {sup[-1]:.2f} | "
                          f"{d4[0]:.3f} → {d4[-1]:.3f} | {b['measured'][-1]:.4f} | {b['predicted'][-1]:.4f} | "
                          f"{b['se'][-1]:.4f} |")
-        lines.append("")
+        ratios = {key: (e["bridge"]["measured"][-1] - e["bridge"]["measured"][0])
+                  / (e["bridge"]["predicted"][-1] - e["bridge"]["predicted"][0]) for key, e in ng["chains"].items()}
+        warm = [v for key, v in ratios.items() if not key.endswith("T0.8") and not key.startswith("k1/")]
+        cold = [v for key, v in ratios.items() if key.endswith("T0.8")]
+        lines += ["", "**What the bridge shows.** A counting n-gram model on the same real set is the paper's estimator, "
+                  "and with unbiased sampling it follows Theorem 1 (and the corrected Theorem 2) context by context: "
+                  f"for contexts of two or more characters the measured change of S is {min(warm):.2f}-{max(warm):.2f} "
+                  "times the change predicted from each context's own counts, while at temperature 0.8 it is "
+                  f"{min(cold):.2f}-{max(cold):.2f} times. The GPT behaves like this estimator only when it memorises "
+                  "(n = 20k) or samples cold (T = 0.8); at n = 100k with unbiased sampling it drifts by smoothing "
+                  "(more distinct 4-grams and tail mass, less typical of p^(0)), which the paper's statistical model "
+                  "does not describe.", ""]
     out = dest / "README.md"
     out.write_text("\n".join(lines))
     return out
