@@ -288,7 +288,9 @@ COURSE_VISIBLE = ("collapse_lib", "results")
 def _bwrap_options(work: Path) -> list[str]:
     """bubblewrap arguments: the system folders, Python and :data:`COURSE_VISIBLE` read-only,
     ``work`` writable, nothing else; no network, own process namespace, no capabilities."""
-    opts: list[str] = []
+    # the fresh /tmp first: a later bind (Python or the course living under /tmp) must sit on top of
+    # it, not be hidden by it
+    opts: list[str] = ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     bound: list[Path] = []
     for d in ("/usr", "/etc", "/sys", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         p = Path(d)
@@ -307,8 +309,7 @@ def _bwrap_options(work: Path) -> list[str]:
         if p.is_dir() and not any(_under(p, b) for b in bound):
             opts += ["--ro-bind", str(p), str(p)]
             bound.append(p)
-    opts += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-             "--bind", str(work), str(work), "--unshare-all", "--die-with-parent",
+    opts += ["--bind", str(work), str(work), "--unshare-all", "--die-with-parent",
              "--new-session", "--clearenv", "--hostname", "grader"]
     if os.geteuid() == 0:
         opts += ["--cap-drop", "ALL"]
@@ -737,8 +738,7 @@ def grade_notebook(submission: NotebookNode, ref: Reference, *, name: str = "<no
     notes = []
     if info.stopped:
         notes.append(f"execution stopped: {info.stopped}")
-    notes += sorted({f"{c.grade_id}: {info.compromised[i]}" for i, c in _test_cells(prep.nb)
-                     if i in info.compromised})
+    notes += [f"{prep.nb.cells[i].metadata[ROLE]['grade_id']}: {why}" for i, why in sorted(info.compromised.items())]
     if info.truncated:
         notes.append(f"output of {len(info.truncated)} cell(s) truncated at {max_output} bytes")
     if label != "bubblewrap":
@@ -746,11 +746,6 @@ def grade_notebook(submission: NotebookNode, ref: Reference, *, name: str = "<no
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return Report(name, ref.name, cells, sum(c.points for c in cells), sum(c.max_points for c in cells),
                   round(info.seconds, 2), label, prep.ignored, prep.manual, notes, round(peak, 1))
-
-
-def _test_cells(nb: NotebookNode) -> list[tuple[int, CellScore]]:
-    return [(i, CellScore(c.metadata[ROLE]["grade_id"], 0, 0, "")) for i, c in enumerate(nb.cells)
-            if c.metadata.get(ROLE, {}).get("role") == "test"]
 
 
 def grade_file(path: Path, assignment: str, *, chapters_dir: Path = assignments.CHAPTERS_DIR,
