@@ -24,7 +24,6 @@ it 0) and is listed in the summary.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os

@@ -7,7 +7,6 @@ synthetic chapter defined here.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess

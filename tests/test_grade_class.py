@@ -7,7 +7,6 @@ import copy
 import csv
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 
