@@ -325,7 +325,7 @@ def bwrap_status() -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
         cmd = [bwrap] + _bwrap_options(Path(tmp)) + [sys.executable, "-c", "pass"]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired) as err:
             return False, f"not sandboxed: bubblewrap failed ({err})"
     if proc.returncode != 0:
@@ -338,7 +338,8 @@ def kernel_environment(work: Path) -> dict[str, str]:
     bindir = str(Path(sys.executable).parent)
     return {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(work / "home"),
             "TMPDIR": str(work / "tmp"), "IPYTHONDIR": str(work / "home" / ".ipython"),
-            "MPLCONFIGDIR": str(work / "tmp"), "MPLBACKEND": "Agg", "LANG": "C.UTF-8",
+            "MPLCONFIGDIR": str(work / "tmp"), "NUMBA_CACHE_DIR": str(work / "tmp"),
+            "MPLBACKEND": "Agg", "LANG": "C.UTF-8",
             "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
             "JUPYTER_PLATFORM_DIRS": "1"}
 

@@ -176,6 +176,7 @@ def extra_cell_1000(ctx):
     nb = copy.deepcopy(ctx["release"])
     cell = copy.deepcopy(_by_id(nb)["ex-syn-cube-tests"])
     cell.source = "pass"
+    cell["id"] = "bonus-cell"
     cell.metadata.nbgrader.update(grade_id="bonus", points=1000)
     cell.metadata.nbgrader["checksum"] = compute_checksum(cell)
     nb.cells.append(cell)
@@ -185,7 +186,9 @@ def extra_cell_1000(ctx):
 def duplicate_passing_test(ctx):
     nb = _solve(ctx, ctx["release"], "ex-syn-cube-solution")
     test = _by_id(nb)["ex-syn-cube-tests"]
-    nb.cells += [copy.deepcopy(test) for _ in range(5)]
+    for k in range(5):
+        nb.cells.append(copy.deepcopy(test))
+        nb.cells[-1]["id"] = f"copy-{k}"
     return nb
 
 
