@@ -496,9 +496,12 @@ async def _kill(km, task=None) -> None:
         await km.signal_kernel(signal.SIGKILL)
     except Exception:   # noqa: BLE001 - already dead
         pass
-    if task is not None and not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=5)
+    if task is not None:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=5)
+        if task.done() and not task.cancelled():
+            task.exception()               # retrieved: the kernel's death is in the report
 
 
 async def _execute(nb: NotebookNode, work: Path, info: Execution, *, timeout: float, deadline: float,
