@@ -4,7 +4,7 @@ Both kinds of language model in the chapter (the GPT and the counting n-gram mod
 :mod:`collapse_lib.gpt.ngram`) are measured by the same functions, on the same inputs:
 
 * a matrix ``P`` of next-character distributions, one row per evaluation context ``c``
-  (:func:`distribution_metrics`): drift ``(1/K) sum_c ||P(.|c) - Q(.|c)||_1`` to reference models,
+  (:func:`distribution_metrics`, computed by :mod:`collapse_lib.metrics`): drift ``(1/K) sum_c ||P(.|c) - Q(.|c)||_1`` to reference models,
   mean entropy, mean largest probability ``||P(.|c)||_inf`` and the mean *support*
   ``|{x : P(x|c) > threshold}|``, the number of characters still given a real chance;
 * the generation's sample, a ``(streams, T + 1)`` array of token ids (:func:`sample_metrics`):
@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import metrics
 from .model import GPT
 
 
@@ -51,16 +52,17 @@ def distribution_metrics(P: torch.Tensor, refs: dict[str, torch.Tensor], support
     """
     if P.dim() != 2:
         raise ValueError(f"P must be (contexts, vocab), got {tuple(P.shape)}")
+    p = P.double().numpy()
     out: dict = {}
     for name, Q in refs.items():
         if Q.shape != P.shape:
             raise ValueError(f"reference {name!r} has shape {tuple(Q.shape)}, P has {tuple(P.shape)}")
-        d = (P - Q).abs().sum(dim=1)
+        d = metrics.l1(p, Q.double().numpy())
         out[f"l1_to_{name}"] = float(d.mean())
-        out[f"l1_to_{name}_se"] = float(d.std() / len(d) ** 0.5) if len(d) > 1 else 0.0
-    ent = -(P * torch.log(P.clamp_min(1e-300))).sum(dim=1)
-    sup = (P > support_threshold).sum(dim=1).double()
-    out.update(entropy=float(ent.mean()), max_prob=float(P.max(dim=1).values.mean()), support=float(sup.mean()),
+        out[f"l1_to_{name}_se"] = float(d.std(ddof=1) / len(d) ** 0.5) if len(d) > 1 else 0.0
+    ent = metrics.entropy(p)
+    sup = metrics.support_size(p, tol=support_threshold)
+    out.update(entropy=float(ent.mean()), max_prob=float(metrics.max_prob(p).mean()), support=float(sup.mean()),
                entropy_c=[round(float(v), 5) for v in ent], support_c=[int(v) for v in sup])
     return out
 
