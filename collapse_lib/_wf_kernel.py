@@ -1,35 +1,47 @@
 """Compiled Wright-Fisher kernel for fully synthetic runs until total collapse (numba).
 
 Used by :func:`collapse_lib.simulate.simulate` for the unrecorded generations of
-``FullySynthetic`` runs with ``until_collapse=True`` and no decoding. Each run is advanced
-on its own, in compiled code, on the counts c_1..c_a of its a surviving tokens; one
-generation is one draw X ~ Multinomial(n, c/n) (eq. (5) with n_{m-1}^(m) = n). The draw is
-exact and split by cost:
+``FullySynthetic`` runs with ``until_collapse=True`` and no decoding. The chain is
+X^(m) ~ Multinomial(n, X^(m-1)/n) on the counts of the surviving tokens (eq. (5) with
+n_{m-1}^(m) = n), stopped when one token holds all n samples. Nothing recorded depends
+on the path before that: a run that collapses reports its collapse time T and its
+winner. The kernel draws exactly those two, with the law of the chain, without drawing
+the multinomials:
 
-* a = 2 (most generations before collapse): X_1 ~ Binomial(n, c_1/n) by inversion in a
-  table of the n+1 binomial cdfs (built once per n <= 1024 and cached across calls) with
-  a guide table, so a draw is one uniform and about one comparison;
-* a >= 3: the multinomial is drawn as a chain of conditional binomials over the "big"
-  survivors (count >= ``_BIG``; the largest first, by the table), and the samples left
-  over go to the "small" survivors by picking a parent uniformly among their
-  sum_small c_i individuals (one uniform per sample). Conditioning on the big survivors'
-  counts leaves a Multinomial(left, c_small / sum c_small), which is what the picks draw.
-  A conditional binomial is drawn by inversion when its mean is below 10 and by Hormann's
-  transformed rejection with squeeze (BTRS) otherwise (:func:`_binomial`).
+* **Winner.** Each count X_i^(m)/n is a bounded martingale and the chain is absorbed,
+  so the winner is token i with probability c_i/n given the current counts c
+  (Proposition 1 of Seddik et al., 2024). It is drawn first.
+* **Collapse time given the winner.** Lumping all other tokens into one, X_i alone is
+  the two-type chain x -> Binomial(n, x/n), and {i wins} = {X_i reaches n}, an event of
+  X_i's path. Conditioned on it (Doob's h-transform with h(x) = x/n), the transition is
 
-Measured costs behind these choices (``benchmarks/bench_simulate.py``, Figure 2 sweep): a
-table draw ~10 ns, a pick ~3 ns, a conditional binomial ~40-60 ns; about 45 % of the
-run-generations have three or more survivors and take most of the time.
+      P(x -> y | i wins) = C(n, y) (x/n)^y (1 - x/n)^(n-y) * y/x
+                         = C(n-1, y-1) (x/n)^(y-1) (1 - x/n)^(n-y),
+
+  because y C(n, y) = n C(n-1, y-1): the winner's next count is **1 + Binomial(n-1, x/n)**.
+  T is the first generation at which this chain reaches n. One draw per generation,
+  whatever the number of survivors: inversion in a table of the n+1 cdfs of
+  Binomial(n-1, c/n) with a guide table (n <= 1024; built once per n, cached), otherwise
+  Hormann's BTRS (:func:`_binomial`).
+* **A run cut by the cap** (``max_generations`` reached before collapse) must also report
+  its whole distribution at the cap. Its winner's path is replayed from the saved
+  generator state (the same draws), and the other tokens are drawn along it: given the
+  winner's counts x -> y, the other n - y samples pick parents uniformly among the other
+  n - x, so they are Multinomial(n - y, c_others/(n - x)) (a chain of conditional
+  binomials). Conditioning on the winner does not change this, since the winner is a
+  function of the winner's own path.
 
 Generation 1 from p^(0) (``wf_from_distribution``) draws the n samples of each run from
 p^(0) with Walker's alias table (one table per distinct row of p^(0)), or, when n > 4 s,
-as a chain of conditional binomials over the s tokens.
+as a chain of conditional binomials over the s tokens; it reports the drift
+||p^(1) - p^(0)||_1 that the engine records.
 
 Uniforms come from xoshiro256+ (Blackman and Vigna, 2018), a small generator inlined in
-the compiled code (about 4x cheaper per draw than calling numpy's Generator from numba),
-whose 256-bit state is seeded from the caller's ``numpy.random.Generator`` (see
-:func:`rng_state`), so results are deterministic for a given seed. The stream differs from
-the pure-numpy path of the engine, which draws the same Markov chain differently.
+the compiled code (about 4x cheaper per draw than calling numpy's Generator from numba).
+Its states are seeded from the caller's ``numpy.random.Generator`` (:func:`rng_state`):
+one stream for the winner's path and generation 1, one for the other tokens of runs cut
+by the cap. Results are deterministic for a given seed; the stream differs from the
+pure-numpy path of the engine, which draws every multinomial of the same chain.
 """
 
 from __future__ import annotations
@@ -43,33 +55,33 @@ try:
 except ImportError:  # pragma: no cover - numba is pinned in requirements.txt
     njit = None
 
-TABLE_MAX_N = 1024  # cdf + guide tables are (n+1)^2 float64 + int32: 12.6 MB at n = 1024
-_BIG = 16  # survivors with at least this count get their own binomial draw
+TABLE_MAX_N = 1024  # cdf + guide tables are (n+1) x n float64 + int32: 12.6 MB at n = 1024
 
 
 def _binomial_tables(n):  # pragma: no cover - compiled
-    """cdf[c, j] = P(Binomial(n, c/n) <= j) and guide[c, g] = min{j : cdf[c, j] > g/(n+1)}."""
-    cdf = np.zeros((n + 1, n + 1))
-    guide = np.zeros((n + 1, n + 1), dtype=np.int32)
-    lf = np.empty(n + 1)
-    for j in range(n + 1):
+    """cdf[c, j] = P(Binomial(n-1, c/n) <= j) and guide[c, g] = min{j : cdf[c, j] > g/n}, c = 0..n."""
+    k = n - 1  # trials
+    cdf = np.zeros((n + 1, k + 1))
+    guide = np.zeros((n + 1, k + 1), dtype=np.int32)
+    lf = np.empty(k + 1)
+    for j in range(k + 1):
         lf[j] = math.lgamma(j + 1.0)
     for c in range(n + 1):
-        if c == 0:
+        if c == 0 or k == 0:
             cdf[c, :] = 1.0
         elif c == n:
-            cdf[c, n] = 1.0
+            cdf[c, k] = 1.0
         else:
             lp = math.log(c / n)
             lq = math.log(1.0 - c / n)
             acc = 0.0
-            for j in range(n + 1):
-                acc += math.exp(lf[n] - lf[j] - lf[n - j] + j * lp + (n - j) * lq)
+            for j in range(k + 1):
+                acc += math.exp(lf[k] - lf[j] - lf[k - j] + j * lp + (k - j) * lq)
                 cdf[c, j] = acc
-            cdf[c, n] = 1.0
+            cdf[c, k] = 1.0
         j = 0
-        for g in range(n + 1):
-            while cdf[c, j] <= g / (n + 1.0):
+        for g in range(k + 1):
+            while cdf[c, j] <= g / (k + 1.0):
                 j += 1
             guide[c, g] = j
     return cdf, guide
@@ -99,10 +111,10 @@ def _uniform(st):  # pragma: no cover - compiled
     return (result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-def _table_draw(rng, cdf, guide, c, n):  # pragma: no cover - compiled
-    """X ~ Binomial(n, c/n) by inversion: first j with cdf[c, j] > u."""
+def _table_draw(rng, cdf, guide, c):  # pragma: no cover - compiled
+    """Binomial(n-1, c/n) by inversion in the tables: the first j with cdf[c, j] > u."""
     u = _uniform(rng)
-    j = guide[c, int(u * (n + 1))]
+    j = guide[c, int(u * cdf.shape[1])]
     while cdf[c, j] <= u:
         j += 1
     return j
@@ -165,72 +177,63 @@ def _binomial(rng, m, p, lf, lpq=np.nan):  # pragma: no cover - compiled
     return m - x if flip else x
 
 
-def _advance(rng, pos, cnt, a, n, m, m_stop, cdf, guide, use_tab, parent, newc, lf, lg):  # pragma: no cover
-    """Advance one run (its a survivors in pos/cnt) until one token is left or m = m_stop.
+def _winner_step(rng, x, n, cdf, guide, use_tab, lf):  # pragma: no cover - compiled
+    """The winner's next count given x, conditioned on its fixation: 1 + Binomial(n-1, x/n)."""
+    if use_tab:
+        return 1 + _table_draw(rng, cdf, guide, x)
+    return 1 + _binomial(rng, n - 1, x / n, lf)
 
-    Returns (a, m); pos/cnt hold the survivors at the end.
+
+def _advance(rng, rng2, pos, cnt, a, n, m, m_stop, cdf, guide, use_tab, lf):  # pragma: no cover - compiled
+    """Advance one run (its a survivors in pos/cnt, at generation m) to collapse or m = m_stop.
+
+    Returns (a, m); pos/cnt hold the survivors at the end (the winner alone if collapsed).
     """
-    while a > 2 and m < m_stop:
+    if a == 1 or m >= m_stop:
+        return a, m
+    # the winner: the token of a uniformly picked sample, P(i) = c_i / n
+    k = int(_uniform(rng) * n)
+    i = 0
+    acc = cnt[0]
+    while acc <= k and i < a - 1:
+        i += 1
+        acc += cnt[i]
+    c = cnt[i]
+    cnt[i] = cnt[0]
+    cnt[0] = c
+    t = pos[i]
+    pos[i] = pos[0]
+    pos[0] = t
+    s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]  # to replay the winner's path
+    x = c
+    m1 = m
+    while x < n and m1 < m_stop:
+        m1 += 1
+        x = _winner_step(rng, x, n, cdf, guide, use_tab, lf)
+    if x == n:
+        cnt[0] = n
+        return 1, m1
+    # cut by the cap: replay the winner's path and draw the other tokens along it
+    rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
+    x = c
+    while m < m_stop:
         m += 1
-        # the largest survivor first (its draw is a table lookup when the table exists)
-        big = 0
+        y = _winner_step(rng, x, n, cdf, guide, use_tab, lf)
+        left = n - y  # the others' samples, parents among the other n - x
+        rem = n - x
+        b = 1
         for t in range(1, a):
-            if cnt[t] > cnt[big]:
-                big = t
-        c = cnt[big]
-        cnt[big] = cnt[0]
-        cnt[0] = c
-        p0 = pos[big]
-        pos[big] = pos[0]
-        pos[0] = p0
-        left = n
-        rem = n
-        nsmall = 0
-        for t in range(a):
             c = cnt[t]
-            if c >= _BIG or t == 0:
-                if t == 0 and use_tab:
-                    x = _table_draw(rng, cdf, guide, c, n)
-                else:
-                    x = _binomial(rng, left, c / rem, lf, lg[c] - lg[rem - c] if rem < lg.size else np.nan)
-                rem -= c
-                left -= x
-                newc[t] = x
-            else:
-                for _ in range(c):
-                    parent[nsmall] = t
-                    nsmall += 1
-                newc[t] = 0
-        # without small survivors the last big one had p = c/rem = 1 and took what was left
-        for _ in range(left if nsmall > 0 else 0):
-            newc[parent[int(_uniform(rng) * nsmall)]] += 1
-        b = 0
-        for t in range(a):  # keep the tokens that survived
-            if newc[t] > 0:
+            z = _binomial(rng2, left, c / rem, lf) if left > 0 else 0
+            rem -= c
+            left -= z
+            if z > 0:
                 pos[b] = pos[t]
-                cnt[b] = newc[t]
+                cnt[b] = z
                 b += 1
         a = b
-    if a == 2 and m < m_stop:
-        c = cnt[0]
-        if use_tab:
-            while 0 < c < n and m < m_stop:
-                m += 1
-                c = _table_draw(rng, cdf, guide, c, n)
-        else:
-            while 0 < c < n and m < m_stop:
-                m += 1
-                c = _binomial(rng, n, c / n, lf)
-        if c == 0:
-            pos[0] = pos[1]
-            cnt[0] = n
-            a = 1
-        elif c == n:
-            cnt[0] = n
-            a = 1
-        else:
-            cnt[0] = c
-            cnt[1] = n - c
+        x = y
+        cnt[0] = y
     return a, m
 
 
@@ -240,10 +243,7 @@ def _from_counts(X, tok, n, m0, m_stop, rng, cdf, guide, final, T, M):  # pragma
     use_tab = cdf.shape[0] == n + 1
     pos = np.empty(k, dtype=np.int64)
     cnt = np.empty(k, dtype=np.int64)
-    newc = np.empty(k, dtype=np.int64)
-    parent = np.empty(_BIG * k, dtype=np.int64)  # individuals of the small survivors
     lf = _log_factorials(n)
-    lg = np.log(np.arange(min(n, 65536) + 1.0))  # log j for the conditional binomials (lg[0] = -inf)
     for r in range(R):
         a = 0
         for j in range(k):
@@ -251,7 +251,7 @@ def _from_counts(X, tok, n, m0, m_stop, rng, cdf, guide, final, T, M):  # pragma
                 pos[a] = tok[r, j]
                 cnt[a] = X[r, j]
                 a += 1
-        a, m = _advance(rng, pos, cnt, a, n, m0, m_stop, cdf, guide, use_tab, parent, newc, lf, lg)
+        a, m = _advance(rng[0], rng[1], pos, cnt, a, n, m0, m_stop, cdf, guide, use_tab, lf)
         for t in range(a):
             final[r, pos[t]] = cnt[t] / n
         T[r] = m if a == 1 else -1
@@ -325,17 +325,15 @@ def _from_distribution(P0, row_of_run, n, m_stop, rng, cdf, guide, final, T, M, 
     k = min(n, s)
     pos = np.empty(k, dtype=np.int64)
     cnt = np.empty(k, dtype=np.int64)
-    newc = np.empty(k, dtype=np.int64)
-    parent = np.empty(_BIG * k, dtype=np.int64)  # individuals of the small survivors
     lf = _log_factorials(n)
-    lg = np.log(np.arange(min(n, 65536) + 1.0))  # log j for the conditional binomials (lg[0] = -inf)
+    st = rng[0]
     dense = np.zeros(s, dtype=np.int64)
     for r in range(R):
         u = row_of_run[r]
         a = 0
         if n <= 4 * s:  # n alias draws, one uniform each
             for _ in range(n):
-                v = _uniform(rng) * s
+                v = _uniform(st) * s
                 i = int(v)
                 if i >= s:
                     i = s - 1
@@ -355,7 +353,7 @@ def _from_distribution(P0, row_of_run, n, m_stop, rng, cdf, guide, final, T, M, 
                 q = P0[u, i]
                 if q <= 0.0:
                     continue
-                x = left if i == ilast else _binomial(rng, left, min(q / rest, 1.0), lf)
+                x = left if i == ilast else _binomial(st, left, min(q / rest, 1.0), lf)
                 rest -= q
                 if x > 0:
                     pos[a] = i
@@ -372,10 +370,7 @@ def _from_distribution(P0, row_of_run, n, m_stop, rng, cdf, guide, final, T, M, 
             q = P0[u, i]
             d += abs(cnt[t] / n - q) - q
         D1[r] = d
-        if a == 1:
-            a, m = 1, 1
-        else:
-            a, m = _advance(rng, pos, cnt, a, n, 1, m_stop, cdf, guide, use_tab, parent, newc, lf, lg)
+        a, m = _advance(st, rng[1], pos, cnt, a, n, 1, m_stop, cdf, guide, use_tab, lf)
         for t in range(a):
             final[r, pos[t]] = cnt[t] / n
         T[r] = m if a == 1 else -1
@@ -388,6 +383,7 @@ if njit is not None:
     _uniform = _jit(_uniform)
     _table_draw = _jit(_table_draw)
     _binomial = _jit(_binomial)
+    _winner_step = _jit(_winner_step)
     _advance = _jit(_advance)
     _alias_table = _jit(_alias_table)
     _log_factorials = _jit(_log_factorials)
@@ -400,8 +396,8 @@ else:  # pragma: no cover
     AVAILABLE = False
 
 def rng_state(rng: np.random.Generator) -> np.ndarray:
-    """A xoshiro256+ state (uint64[4], not all zero) drawn from the caller's Generator."""
-    return rng.integers(1, 2**63, size=4, dtype=np.int64).astype(np.uint64)
+    """Two xoshiro256+ states (uint64[2, 4], rows not all zero) drawn from the caller's Generator."""
+    return rng.integers(1, 2**63, size=(2, 4), dtype=np.int64).astype(np.uint64)
 
 
 _TABLES: dict[int, tuple[np.ndarray, np.ndarray]] = {}

@@ -391,9 +391,9 @@ def test_per_run_sample_sizes():
 @pytest.mark.parametrize(
     "p,n,runs",
     [
-        ([0.5, 0.3, 0.2], 40, 4000),  # binomial tables, conditional binomials (BTRS), chain draw of generation 1
-        ([0.4, 0.3, 0.1, 0.1, 0.1], 12, 6000),  # alias draw of generation 1, picks for small survivors
-        ([0.5, 0.5], 1500, 500),  # n > TABLE_MAX_N: no table, binomials only
+        ([0.5, 0.3, 0.2], 40, 4000),  # winner's path by the binomial tables; generation 1 by a binomial chain (n > 4 s)
+        ([0.4, 0.3, 0.1, 0.1, 0.1], 12, 6000),  # alias draws of generation 1 with many tokens per sample
+        ([0.5, 0.5], 1500, 500),  # n > TABLE_MAX_N: the winner's path by BTRS binomials, no table
     ],
 )
 def test_kernel_law_of_collapse_time_matches_exact_chain(p, n, runs):
@@ -416,6 +416,41 @@ def test_kernel_law_of_collapse_time_matches_exact_chain(p, n, runs):
         # Proposition 1: the winner is token i with probability p_i
         freq = np.bincount(r.winner, minlength=p.size) / runs
         assert np.all(np.abs(freq - p) <= K_SE * np.sqrt(p * (1 - p) / runs))
+
+
+@pytest.mark.parametrize("recorded", [0, 3])
+def test_kernel_law_at_the_cap(recorded):
+    """Runs cut by max_generations: the law of p^(m) at the cap m, both backends.
+
+    The numba kernel draws the winner and its conditioned path, then replays that path and
+    draws the other tokens along it; the numpy path draws every multinomial. Checked
+    against three exact facts at m = 12 (about half of the runs have collapsed):
+    E[p_i^(m)] = p_i (martingale), E[sum_i (p_i^(m))^2] = 1 - (1 - sum_i p_i^2)(1 - 1/n)^m
+    (heterozygosity decays by 1 - 1/n per generation), and P(collapsed by m) from the
+    exact chain.
+    """
+    from collapse_lib import theory as T
+
+    p = np.array([0.4, 0.3, 0.1, 0.1, 0.1])
+    n, m, runs = 8, 12, 6000
+    homo = 1 - (1 - np.sum(p**2)) * (1 - 1 / n) ** m
+    rho = T.exact_collapse_probability(p, n, m)
+    assert 0.2 < rho < 0.8  # the cap binds: both kinds of runs are present
+    for backend in ("numba", "numpy"):
+        r = S.simulate(p, S.FullySynthetic(n), recorded, runs=runs, seed=7, until_collapse=True,
+                       max_generations=m, backend=backend)
+        assert r.backend == backend and r.generations_run == m
+        np.testing.assert_allclose(r.final.sum(1), 1.0)
+        c = r.final * n
+        np.testing.assert_allclose(c, np.round(c), atol=1e-9)  # counts out of n
+        collapsed = r.collapse_time > 0
+        assert np.array_equal(collapsed, M.is_dirac(r.final))
+        mean, se = _mean_se(r.final)
+        assert np.all(np.abs(mean - p) <= K_SE * se), (backend, mean, se)
+        h_mean, h_se = _mean_se(np.sum(r.final**2, axis=1))
+        assert abs(h_mean - homo) <= K_SE * h_se, (backend, h_mean, h_se, homo)
+        f = collapsed.mean()
+        assert abs(f - rho) <= K_SE * np.sqrt(rho * (1 - rho) / runs), (backend, f, rho)
 
 
 def test_kernel_drift_first_and_records_of_generation_zero():
