@@ -16,7 +16,12 @@ Both sides do the same work (same configurations, same number of runs). The rati
 computed on the configurations the plain loop ran (``--plain-fraction`` < 1 runs the plain
 loop on a random subset of the configurations; the engine's time is summed over the same
 subset). Mean collapse times of both sides are printed and compared with the diffusion
-approximation and the Theorem 1 lower bound (useful for the Fig. 2 chapter).
+approximation and the Theorem 1 lower bound (useful for the Fig. 2 chapter). The engine
+does not draw the multinomials (it draws each run's winner and the winner's path
+conditioned on winning, see ``collapse_lib._wf_kernel``), so the benchmark also checks that
+both sides agree in law: for each configuration the z-score of the difference of their
+mean collapse times, z = (mean_e - mean_p) / sqrt(se_e^2 + se_p^2), and the number of
+|z| > 3 (about 0.3 % of configurations for two samples of the same law).
 
 Both sides run interleaved in this process (engine then plain loop for each
 configuration), the whole sweep ``--repeats`` times; each repetition gives a ratio and
@@ -91,7 +96,7 @@ def main(argv=None) -> None:
           f"{args.repeats} interleaved repetitions (engine, then plain loop, per configuration)")
     print(f"{'support':>7} {'S0':>6} {'n':>4} | {'engine s':>8} {'E[T] eng':>9} {'+-SE':>6} | "
           f"{'plain s':>8} {'E[T] pl':>8} | {'diffusion':>9} {'Thm1 low':>8}")
-    ratios_wall, ratios_cpu = [], []
+    ratios_wall, ratios_cpu, zs = [], [], []
     for rep in range(args.repeats):
         eng_wall = eng_cpu = plain_wall = plain_cpu = eng_cpu_all = 0.0
         gens_total = 0
@@ -113,6 +118,7 @@ def main(argv=None) -> None:
                 tp, cp = time.perf_counter() - t0, time.process_time() - c0
                 eng_wall, eng_cpu, plain_wall, plain_cpu = eng_wall + te, eng_cpu + ce, plain_wall + tp, plain_cpu + cp
                 line += f"{tp:>8.3f} {ctp.mean():>8.1f} | "
+                zs.append((ct.mean() - ctp.mean()) / np.sqrt((ct.var(ddof=1) + ctp.var(ddof=1)) / runs))
             else:
                 line += f"{'-':>8} {'-':>8} | "
             lo, _ = T.collapse_time_bounds(n, S0, sup)
@@ -125,6 +131,9 @@ def main(argv=None) -> None:
               f"(whole sweep: {1e6 * eng_cpu_all / gens_total:.3f} us CPU per run-generation), plain loop {plain_wall:.2f} s wall / "
               f"{plain_cpu:.2f} s CPU on {int(pick.sum())}/{len(configs)} configurations; ratio "
               f"{ratios_wall[-1]:.1f}x wall, {ratios_cpu[-1]:.1f}x CPU", flush=True)
+    zs = np.abs(np.array(zs))
+    print(f"same law: engine vs plain loop mean collapse time, |z| max {zs.max():.2f} and median {np.median(zs):.2f} "
+          f"over {zs.size} configuration-repetitions; {int(np.sum(zs > 3))} with |z| > 3")
     print(f"speed-up (equal work, median of {args.repeats}): {np.median(ratios_wall):.1f}x wall-clock, "
           f"{np.median(ratios_cpu):.1f}x CPU time")
 

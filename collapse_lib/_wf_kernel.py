@@ -120,13 +120,12 @@ def _table_draw(rng, cdf, guide, c):  # pragma: no cover - compiled
     return j
 
 
-def _binomial(rng, m, p, lf, lpq=np.nan):  # pragma: no cover - compiled
+def _binomial(rng, m, p, lf):  # pragma: no cover - compiled
     """X ~ Binomial(m, p), exact: inversion from 0 when m min(p, 1-p) < 10, otherwise BTRS.
 
     BTRS is Hormann's transformed rejection with squeeze (W. Hormann, "The generation of
     binomial random variates", J. Statist. Comput. Simul. 46, 1993); ``lf[j] = log j!``
-    is a table for small j (larger j use lgamma); ``lpq = log(p/(1-p))`` may be passed when
-    the caller has it from a table (NaN: computed here).
+    is a table for small j (larger j use lgamma).
     """
     if m <= 0 or p <= 0.0:
         return 0
@@ -135,7 +134,6 @@ def _binomial(rng, m, p, lf, lpq=np.nan):  # pragma: no cover - compiled
     flip = p > 0.5
     if flip:
         p = 1.0 - p
-        lpq = -lpq
     q = 1.0 - p
     if m * p < 10.0:
         r = math.exp(m * math.log(q))
@@ -157,8 +155,7 @@ def _binomial(rng, m, p, lf, lpq=np.nan):  # pragma: no cover - compiled
         c = m * p + 0.5
         vr = 0.92 - 4.2 / b
         alpha = (2.83 + 5.1 / b) * spq
-        if lpq != lpq:  # NaN: not given
-            lpq = math.log(p / q)
+        lpq = math.log(p / q)
         mode = int((m + 1) * p)
         h = _lfact(lf, mode) + _lfact(lf, m - mode)
         while True:

@@ -165,7 +165,12 @@ def simulate(
         without decoding in `until_collapse` mode (everything else is numpy). "auto" uses
         numba when it is installed. **The numba and pure-numpy paths draw different random
         streams**: the same seed gives different (equally valid) runs on the two paths,
-        and ``SimulationResult.backend`` says which one ran.
+        and ``SimulationResult.backend`` says which one ran. They also draw the chain
+        differently: numpy draws every multinomial X^(m) ~ Multinomial(n, X^(m-1)/n);
+        numba draws each run's winner (token i with probability c_i/n) and then the
+        winner's count conditioned on winning, x -> 1 + Binomial(n-1, x/n), one draw per
+        generation whatever the number of survivors (the same law of collapse time,
+        winner and final distribution; derivation in :mod:`collapse_lib._wf_kernel`).
 
     Every argument is checked first (collapse_lib's validation contract, see
     :mod:`collapse_lib._validate`), including an estimate of the memory the call needs.

@@ -7,7 +7,9 @@ Two implementations of that same Markov chain:
 
 * ``"numba"``: the compiled per-run kernels of :mod:`collapse_lib._wf_kernel`
   (:func:`tail_from_counts` after recorded generations, :func:`tail_from_p0` when nothing
-  is recorded, so that even generation 1 is drawn in compiled code);
+  is recorded, so that even generation 1 is drawn in compiled code). They draw each run's
+  winner, then the winner's count conditioned on winning (1 + Binomial(n-1, x/n) per
+  generation), and the other tokens only for runs cut by the cap;
 * ``"numpy"``: :func:`_tail_numpy`, vectorised over runs (one 2-D multinomial draw per
   generation for runs with three or more survivors, one binomial for two-token runs).
 
