@@ -10,11 +10,14 @@ everything from the marker to the matching ``solution-end``.
 At the end of the HTML build it (re)writes ``downloads/model-collapse-notebooks.zip`` -- the
 file the *Downloads* page links to -- with the student notebooks
 (:func:`course_tools.student_edition.write_zip`), after ``_ext/site_downloads.py`` wrote the
-instructor notebooks there.
+instructor notebooks there. The book's PDF (``make pdf``) is printed from the full edition,
+solutions included, and the student edition prints none: the *Downloads* page of this edition
+drops the list item that links to it.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,15 @@ class RemoveHiddenSolutions(SphinxTransform):
                 parent.remove(child)
 
 
+PDF_ITEM = re.compile(r"[ \t]*<li>\s*<a href=\"downloads/[^\"]*\.pdf\">.*?</li>\n?", re.S)
+
+
+def drop_pdf_link(app: Sphinx, docname: str, source: list[str]) -> None:
+    """On the Downloads page, remove the list item linking the PDF (not built for this edition)."""
+    if app.config.hide_solutions and docname == "downloads":
+        source[0] = PDF_ITEM.sub("", source[0])
+
+
 def write_student_zip(app: Sphinx, exc: Exception | None) -> None:
     if exc is not None or app.builder.name != "html" or not app.config.hide_solutions:
         return
@@ -66,6 +78,7 @@ def write_student_zip(app: Sphinx, exc: Exception | None) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx_exercise")
     app.connect("build-finished", write_student_zip, priority=900)   # after site_downloads
+    app.connect("source-read", drop_pdf_link)
     app.add_directive("solution-start", HiddenSolutionStart, override=True)
     app.add_node(hidden_solution_start)
     app.add_transform(RemoveHiddenSolutions)

@@ -91,8 +91,21 @@ PAGE = """\
     """
 
 
+DOWNLOADS = """\
+    # Downloads
+
+    ```{raw} html
+    <ul class="course-downloads">
+      <li><a href="downloads/model-collapse-course.pdf">PDF-ITEM</a>
+          (printed from this site).</li>
+      <li><a href="downloads/model-collapse-notebooks.zip">ZIP-ITEM</a></li>
+    </ul>
+    ```
+    """
+
+
 def _build_tiny_book(root: Path, extensions: list[str]) -> tuple[int, str, str]:
-    """(exit code, build log, page.html or "")."""
+    """(exit code, build log, text of page.html and downloads.html, or "")."""
     root.mkdir()
     (root / "_config.yml").write_text(textwrap.dedent(f"""\
         title: tiny
@@ -103,14 +116,16 @@ def _build_tiny_book(root: Path, extensions: list[str]) -> tuple[int, str, str]:
           config:
             hide_solutions: true
         """))
-    (root / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: page\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: page\n  - file: downloads\n")
     (root / "index.md").write_text("# Tiny\n")
     (root / "page.md").write_text(textwrap.dedent(PAGE))
+    (root / "downloads.md").write_text(textwrap.dedent(DOWNLOADS))
     jb = Path(sys.executable).parent / "jupyter-book"
     proc = subprocess.run([str(jb), "build", str(root), "-W", "--path-output", str(root / "out")],
                           capture_output=True, text=True, timeout=600)
-    page = root / "out" / "_build" / "html" / "page.html"
-    return proc.returncode, proc.stdout + proc.stderr, page.read_text() if page.is_file() else ""
+    html = root / "out" / "_build" / "html"
+    pages = [html / "page.html", html / "downloads.html"]
+    return proc.returncode, proc.stdout + proc.stderr, "".join(p.read_text() for p in pages if p.is_file())
 
 
 def test_gated_solutions_hidden_only_with_the_extension(tmp_path):
@@ -118,9 +133,11 @@ def test_gated_solutions_hidden_only_with_the_extension(tmp_path):
     # solution-start but keeps a solution-end node no writer knows (and the code in between).
     code, log, _ = _build_tiny_book(tmp_path / "plain", ["sphinx_exercise"])
     assert code != 0 and "solution_end_node" in log
+    # the student edition prints no PDF: its Downloads page keeps the zip and drops the PDF link
     code, log, student = _build_tiny_book(tmp_path / "student", ["sphinx_exercise", "course_tools.sphinx_student"])
     assert code == 0, log[-3000:]
-    for visible in ("VISIBLE-EXERCISE", "VISIBLE-TWO", "VISIBLE-AFTER"):
+    for visible in ("VISIBLE-EXERCISE", "VISIBLE-TWO", "VISIBLE-AFTER", "ZIP-ITEM"):
         assert visible in student
+    assert "PDF-ITEM" not in student and "model-collapse-course.pdf" not in student
     for secret in ("SECRET-GATED", "SECRET-CODE", "SECRET-DROPDOWN"):
         assert secret not in student

@@ -52,10 +52,12 @@ def load_run(path: str | Path) -> dict:
 
 
 def chains(run: dict) -> list[dict]:
+    """The configurations of the run's chains, as listed in its config."""
     return run["config"]["chains"]
 
 
-def _chain(run: dict, name: str) -> dict:
+def get_chain(run: dict, name: str) -> dict:
+    """The configuration of the chain called `name` (keys name, scheme, n, temperature, seeds)."""
     for c in chains(run):
         if c["name"] == name:
             return c
@@ -64,7 +66,7 @@ def _chain(run: dict, name: str) -> dict:
 
 def values(run: dict, chain: str, key: str) -> np.ndarray:
     """``(seeds, generations)`` array of metric ``key`` for ``chain`` (NaN where not yet run)."""
-    c = _chain(run, chain)
+    c = get_chain(run, chain)
     G = run["config"]["generations"]
     out = np.full((len(c["seeds"]), G), np.nan)
     for i, s in enumerate(c["seeds"]):
@@ -90,7 +92,7 @@ def seed_summary(run: dict, chain: str, key: str) -> tuple[np.ndarray, np.ndarra
 def paired_difference(run: dict, a: str, b: str, key: str, m: int) -> tuple[float, float, int]:
     """Mean over the seeds both chains share of ``key(a) - key(b)`` at generation ``m``, its
     standard error over those seeds, and their number."""
-    ca, cb = _chain(run, a), _chain(run, b)
+    ca, cb = get_chain(run, a), get_chain(run, b)
     common = [s for s in ca["seeds"] if s in cb["seeds"]]
     d = []
     for s in common:
@@ -131,7 +133,7 @@ def plot_metric(run: dict, key: str = "l1_to_p1", ax=None, names=None, band: boo
         _, ax = plt.subplots(figsize=(5.5, 3.8))
     names = [c["name"] for c in chains(run)] if names is None else names
     if band and key in ("l1_to_p1", "l1_to_p0"):
-        for n in sorted({_chain(run, nm)["n"] for nm in names}):
+        for n in sorted({get_chain(run, nm)["n"] for nm in names}):
             b = floor_band(run, n, key)
             if b:
                 what = "retraining floor" if key == "l1_to_p1" else "generation 1 over seeds"
