@@ -24,12 +24,18 @@ the multinomials:
   Binomial(n-1, c/n) with a guide table (n <= 1024; built once per n, cached), otherwise
   Hormann's BTRS (:func:`_binomial`).
 * **A run cut by the cap** (``max_generations`` reached before collapse) must also report
-  its whole distribution at the cap. Its winner's path is replayed from the saved
-  generator state (the same draws), and the other tokens are drawn along it: given the
-  winner's counts x -> y, the other n - y samples pick parents uniformly among the other
-  n - x, so they are Multinomial(n - y, c_others/(n - x)) (a chain of conditional
-  binomials). Conditioning on the winner does not change this, since the winner is a
-  function of the winner's own path.
+  its whole distribution at the cap. The path of the token that would eventually win is
+  replayed from the saved generator state (the same draws), and the other tokens are drawn
+  along it: given its counts x -> y, the other n - y samples pick parents uniformly among
+  the other n - x, so they are Multinomial(n - y, c_others/(n - x)) (a chain of conditional
+  binomials). Since X_i is a Markov chain on its own (its next count depends only on its
+  current one), the law of the whole chain factorises into the law of X_i's path times
+  these kernels, so given the whole path of X_i, and hence given {i wins}, the others are
+  drawn step by step by this kernel.
+
+Exactness is that of double precision: the cdf tables agree with scipy's binomial cdf to
+4e-13 (n = 1024), uniforms are multiples of 2^-53, and the winner is drawn by exact
+integer rejection (n <= 2^53).
 
 Generation 1 from p^(0) (``wf_from_distribution``) draws the n samples of each run from
 p^(0) with Walker's alias table (one table per distinct row of p^(0)), or, when n > 4 s,
@@ -59,13 +65,19 @@ TABLE_MAX_N = 1024  # cdf + guide tables are (n+1) x n float64 + int32: 12.6 MB 
 
 
 def _binomial_tables(n):  # pragma: no cover - compiled
-    """cdf[c, j] = P(Binomial(n-1, c/n) <= j) and guide[c, g] = min{j : cdf[c, j] > g/n}, c = 0..n."""
+    """cdf[c, j] = P(Binomial(n-1, c/n) <= j) and guide[c, g] = min{j : cdf[c, j] > g/n}, c = 0..n.
+
+    Below the mode the cdf is summed from j = 0, above it as 1 - P(X > j) summed from j = n-1,
+    so that neither tail is lost to rounding; the guide thresholds are lowered by 1e-12 so
+    that a rounded bucket index int(u n) never starts the search past the answer.
+    """
     k = n - 1  # trials
     cdf = np.zeros((n + 1, k + 1))
     guide = np.zeros((n + 1, k + 1), dtype=np.int32)
     lf = np.empty(k + 1)
     for j in range(k + 1):
         lf[j] = math.lgamma(j + 1.0)
+    pmf = np.empty(k + 1)
     for c in range(n + 1):
         if c == 0 or k == 0:
             cdf[c, :] = 1.0
@@ -73,24 +85,33 @@ def _binomial_tables(n):  # pragma: no cover - compiled
             cdf[c, k] = 1.0
         else:
             lp = math.log(c / n)
-            lq = math.log(1.0 - c / n)
-            acc = 0.0
+            lq = math.log((n - c) / n)
             for j in range(k + 1):
-                acc += math.exp(lf[k] - lf[j] - lf[k - j] + j * lp + (k - j) * lq)
+                pmf[j] = math.exp(lf[k] - lf[j] - lf[k - j] + j * lp + (k - j) * lq)
+            mode = (c * k) // n
+            acc = 0.0
+            for j in range(mode):
+                acc += pmf[j]
                 cdf[c, j] = acc
-            cdf[c, k] = 1.0
+            tail = 0.0
+            for j in range(k, mode - 1, -1):
+                cdf[c, j] = 1.0 - tail
+                tail += pmf[j]
+            for j in range(1, k + 1):
+                if cdf[c, j] < cdf[c, j - 1]:
+                    cdf[c, j] = cdf[c, j - 1]
         j = 0
         for g in range(k + 1):
-            while cdf[c, j] <= g / (k + 1.0):
+            while cdf[c, j] <= g / (k + 1.0) - 1e-12:
                 j += 1
             guide[c, g] = j
     return cdf, guide
 
 
-def _uniform(st):  # pragma: no cover - compiled
-    """Next double in [0, 1) of xoshiro256+ (Blackman and Vigna, 2018) with state st (uint64[4]).
+def _bits53(st):  # pragma: no cover - compiled
+    """Next output of xoshiro256+ (Blackman and Vigna, 2018), state st (uint64[4]): its top 53 bits.
 
-    The top 53 bits of s0 + s3 (the "+" scrambler is meant for floating-point output).
+    (The "+" scrambler's low bits are weak; the top 53 are what the authors use for doubles.)
     """
     s0 = st[0]
     s1 = st[1]
@@ -108,7 +129,23 @@ def _uniform(st):  # pragma: no cover - compiled
     st[1] = s1
     st[2] = s2
     st[3] = s3
-    return (result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return np.int64(result >> np.uint64(11))
+
+
+def _uniform(st):  # pragma: no cover - compiled
+    """Next double in [0, 1): a uniform multiple of 2^-53."""
+    return _bits53(st) * (1.0 / 9007199254740992.0)
+
+
+def _below(st, n):  # pragma: no cover - compiled
+    """A uniform integer in [0, n): exact for n <= 2^53 (rejection), int(u n) above."""
+    if n > 9007199254740992:
+        return min(int(_uniform(st) * n), n - 1)
+    lim = (9007199254740992 // n) * n
+    while True:
+        r = _bits53(st)
+        if r < lim:
+            return r % n
 
 
 def _table_draw(rng, cdf, guide, c):  # pragma: no cover - compiled
@@ -120,23 +157,24 @@ def _table_draw(rng, cdf, guide, c):  # pragma: no cover - compiled
     return j
 
 
-def _binomial(rng, m, p, lf):  # pragma: no cover - compiled
-    """X ~ Binomial(m, p), exact: inversion from 0 when m min(p, 1-p) < 10, otherwise BTRS.
+def _binomial(rng, m, p, q, lf):  # pragma: no cover - compiled
+    """X ~ Binomial(m, p), with q = 1 - p given by the caller (from integers where it can, so
+    that a p near 1 keeps its precision): inversion from 0 when m min(p, q) < 10, else BTRS.
 
     BTRS is Hormann's transformed rejection with squeeze (W. Hormann, "The generation of
-    binomial random variates", J. Statist. Comput. Simul. 46, 1993); ``lf[j] = log j!``
-    is a table for small j (larger j use lgamma).
+    binomial random variates", J. Statist. Comput. Simul. 46, 1993). Its acceptance test
+    needs log(f(x)/f(mode)), made of differences of log-factorials: :func:`_log_fact_ratio`
+    computes them without cancellation at any m.
     """
     if m <= 0 or p <= 0.0:
         return 0
-    if p >= 1.0:
+    if q <= 0.0:
         return m
-    flip = p > 0.5
+    flip = p > q
     if flip:
-        p = 1.0 - p
-    q = 1.0 - p
+        p, q = q, p
     if m * p < 10.0:
-        r = math.exp(m * math.log(q))
+        r = math.exp(m * math.log1p(-p))  # P(X = 0); log1p keeps the precision of a small p
         ratio = p / q
         a = (m + 1) * ratio
         u = _uniform(rng)
@@ -157,11 +195,12 @@ def _binomial(rng, m, p, lf):  # pragma: no cover - compiled
         alpha = (2.83 + 5.1 / b) * spq
         lpq = math.log(p / q)
         mode = int((m + 1) * p)
-        h = _lfact(lf, mode) + _lfact(lf, m - mode)
         while True:
             u = _uniform(rng) - 0.5
             v = _uniform(rng)
             us = 0.5 - abs(u)
+            if us == 0.0:  # u = -1/2 (probability 2^-53): no proposal
+                continue
             kf = math.floor((2.0 * a / us + b) * u + c)
             if kf < 0 or kf > m:
                 continue
@@ -169,16 +208,39 @@ def _binomial(rng, m, p, lf):  # pragma: no cover - compiled
             if us >= 0.07 and v <= vr:
                 break
             v = math.log(v * alpha / (a / (us * us) + b))
-            if v <= h - _lfact(lf, x) - _lfact(lf, m - x) + (x - mode) * lpq:
+            if v <= _log_fact_ratio(lf, mode, x) + _log_fact_ratio(lf, m - mode, m - x) + (x - mode) * lpq:
                 break
     return m - x if flip else x
+
+
+def _stirling_rest(j):  # pragma: no cover - compiled
+    """fc(j) = log j! - [(j + 1/2) log(j + 1) - (j + 1) + log(2 pi)/2] (Stirling's remainder)."""
+    if j < 16:
+        return math.lgamma(j + 1.0) - ((j + 0.5) * math.log(j + 1.0) - (j + 1.0) + 0.9189385332046728)
+    r = 1.0 / (j + 1.0)
+    r2 = r * r
+    return (1.0 / 12.0 - (1.0 / 360.0 - r2 / 1260.0) * r2) * r
+
+
+def _log_fact_ratio(lf, a, b):  # pragma: no cover - compiled
+    """log(a!/b!): the table lf (log j!) when both are in it, otherwise Stirling's series
+
+    log a! - log b! = (a + 1/2) log1p((a - b)/(b + 1)) + (a - b)(log(b + 1) - 1) + fc(a) - fc(b),
+
+    whose terms are of the size of the result (a difference of two lgamma values near 10^10
+    would lose six digits at a = 10^9).
+    """
+    if a < lf.size and b < lf.size:
+        return lf[a] - lf[b]
+    return ((a + 0.5) * math.log1p((a - b) / (b + 1.0)) + (a - b) * (math.log(b + 1.0) - 1.0)
+            + _stirling_rest(a) - _stirling_rest(b))
 
 
 def _winner_step(rng, x, n, cdf, guide, use_tab, lf):  # pragma: no cover - compiled
     """The winner's next count given x, conditioned on its fixation: 1 + Binomial(n-1, x/n)."""
     if use_tab:
         return 1 + _table_draw(rng, cdf, guide, x)
-    return 1 + _binomial(rng, n - 1, x / n, lf)
+    return 1 + _binomial(rng, n - 1, x / n, (n - x) / n, lf)
 
 
 def _advance(rng, rng2, pos, cnt, a, n, m, m_stop, cdf, guide, use_tab, lf):  # pragma: no cover - compiled
@@ -189,7 +251,7 @@ def _advance(rng, rng2, pos, cnt, a, n, m, m_stop, cdf, guide, use_tab, lf):  # 
     if a == 1 or m >= m_stop:
         return a, m
     # the winner: the token of a uniformly picked sample, P(i) = c_i / n
-    k = int(_uniform(rng) * n)
+    k = _below(rng, n)
     i = 0
     acc = cnt[0]
     while acc <= k and i < a - 1:
@@ -221,7 +283,7 @@ def _advance(rng, rng2, pos, cnt, a, n, m, m_stop, cdf, guide, use_tab, lf):  # 
         b = 1
         for t in range(1, a):
             c = cnt[t]
-            z = _binomial(rng2, left, c / rem, lf) if left > 0 else 0
+            z = _binomial(rng2, left, c / rem, (rem - c) / rem, lf) if left > 0 else 0
             rem -= c
             left -= z
             if z > 0:
@@ -262,10 +324,6 @@ def _log_factorials(n):  # pragma: no cover - compiled
     for j in range(size):
         lf[j] = math.lgamma(j + 1.0)
     return lf
-
-
-def _lfact(lf, j):  # pragma: no cover - compiled
-    return lf[j] if j < lf.size else math.lgamma(j + 1.0)
 
 
 def _alias_table(p):  # pragma: no cover - compiled
@@ -350,7 +408,7 @@ def _from_distribution(P0, row_of_run, n, m_stop, rng, cdf, guide, final, T, M, 
                 q = P0[u, i]
                 if q <= 0.0:
                     continue
-                x = left if i == ilast else _binomial(st, left, min(q / rest, 1.0), lf)
+                x = left if i == ilast else _binomial(st, left, min(q / rest, 1.0), max(rest - q, 0.0) / rest, lf)
                 rest -= q
                 if x > 0:
                     pos[a] = i
@@ -377,14 +435,17 @@ def _from_distribution(P0, row_of_run, n, m_stop, rng, cdf, guide, final, T, M, 
 if njit is not None:
     _jit = njit(cache=True, nogil=True)
     _binomial_tables = _jit(_binomial_tables)
+    _bits53 = _jit(_bits53)
     _uniform = _jit(_uniform)
+    _below = _jit(_below)
     _table_draw = _jit(_table_draw)
     _binomial = _jit(_binomial)
     _winner_step = _jit(_winner_step)
     _advance = _jit(_advance)
     _alias_table = _jit(_alias_table)
     _log_factorials = _jit(_log_factorials)
-    _lfact = _jit(_lfact)
+    _stirling_rest = _jit(_stirling_rest)
+    _log_fact_ratio = _jit(_log_fact_ratio)
     wf_from_counts = _jit(_from_counts)
     wf_from_distribution = _jit(_from_distribution)
     AVAILABLE = True

@@ -453,6 +453,79 @@ def test_kernel_law_at_the_cap(recorded):
         assert abs(f - rho) <= K_SE * np.sqrt(rho * (1 - rho) / runs), (backend, f, rho)
 
 
+def _exact_law_at_cap(p, n, cap):
+    """Exact law of the outcome of a fully synthetic run cut at generation `cap`.
+
+    Outcomes: ("T", m, i) for a collapse on token i at generation m <= cap, ("X", counts) for
+    a run not collapsed at the cap; by enumerating the count vectors of the chain.
+    """
+    from itertools import product
+
+    from scipy.stats import multinomial
+
+    s = len(p)
+    states = [c for c in product(range(n + 1), repeat=s) if sum(c) == n]
+    law = {c: multinomial.pmf(c, n, p) for c in states}  # generation 1
+    out = {}
+    for m in range(1, cap + 1):
+        if m > 1:
+            new = dict.fromkeys(states, 0.0)
+            for c, w in law.items():
+                if w > 0:
+                    for d in states:
+                        new[d] += w * multinomial.pmf(d, n, np.array(c) / n)
+            law = new
+        for c in states:
+            if max(c) == n and law[c] > 0:
+                out[("T", m, int(np.argmax(c)))] = law[c]
+                law[c] = 0.0
+    for c, w in law.items():
+        if w > 0:
+            out[("X", c)] = w
+    return out
+
+
+@pytest.mark.parametrize("recorded", [0, 1])
+def test_kernel_joint_law_at_the_cap_is_exact(recorded):
+    """The whole law of (collapse time and winner, or counts at the cap) against the enumerated
+    chain, by a chi-square test on 21 outcomes, both backends (p = (.5, .3, .2), n = 4, cap 3)."""
+    from scipy.stats import chisquare
+
+    p, n, cap, runs = np.array([0.5, 0.3, 0.2]), 4, 3, 60_000
+    law = _exact_law_at_cap(p, n, cap)
+    keys = sorted(law, key=str)
+    expected = np.array([law[k] for k in keys]) * runs
+    assert abs(expected.sum() - runs) < 1e-6 * runs and len(keys) > 15
+    for backend in ("numba", "numpy"):
+        r = S.simulate(p, S.FullySynthetic(n), recorded, runs=runs, seed=11, until_collapse=True,
+                       max_generations=cap, backend=backend)
+        counts = dict.fromkeys(keys, 0)
+        for t, w, row in zip(r.collapse_time, r.winner, r.final):
+            key = ("T", int(t), int(w)) if t > 0 else ("X", tuple(int(v) for v in np.rint(row * n)))
+            assert key in counts, (backend, key)  # no impossible outcome
+            counts[key] += 1
+        observed = np.array([counts[k] for k in keys])
+        stat, pval = chisquare(observed, expected)
+        assert pval > 1e-3, (backend, stat, pval)
+
+
+def test_kernel_cap_without_tables():
+    """n > TABLE_MAX_N: the winner's path by BTRS and its replay at the cap (martingale and
+    heterozygosity at the cap, as in test_kernel_law_at_the_cap)."""
+    p = np.array([0.5, 0.3, 0.2])
+    n, m, runs = 1500, 200, 3000
+    r = S.simulate(p, S.FullySynthetic(n), 0, runs=runs, seed=3, until_collapse=True, max_generations=m,
+                   backend="numba")
+    assert r.generations_run == m and np.all(r.collapse_time == -1)  # E[T] is in the thousands
+    c = r.final * n
+    np.testing.assert_allclose(c, np.round(c), atol=1e-6)
+    mean, se = _mean_se(r.final)
+    assert np.all(np.abs(mean - p) <= K_SE * se), (mean, se)
+    homo = 1 - (1 - np.sum(p**2)) * (1 - 1 / n) ** m
+    h_mean, h_se = _mean_se(np.sum(r.final**2, axis=1))
+    assert abs(h_mean - homo) <= K_SE * h_se, (h_mean, h_se, homo)
+
+
 def test_kernel_drift_first_and_records_of_generation_zero():
     """The compiled G = 0 path fills drift_first[:, 0] = ||p^(1) - p^(0)||_1 like the generic loop."""
     p = D.zipf(30, 12, 0.15)
