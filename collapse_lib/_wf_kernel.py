@@ -74,9 +74,7 @@ def _binomial_tables(n):  # pragma: no cover - compiled
     k = n - 1  # trials
     cdf = np.zeros((n + 1, k + 1))
     guide = np.zeros((n + 1, k + 1), dtype=np.int32)
-    lf = np.empty(k + 1)
-    for j in range(k + 1):
-        lf[j] = math.lgamma(j + 1.0)
+    lf = _log_factorials(k)
     pmf = np.empty(k + 1)
     for c in range(n + 1):
         if c == 0 or k == 0:
