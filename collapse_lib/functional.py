@@ -19,13 +19,16 @@ an L2 penalty ("weight decay on the mean loss", so its strength does not depend 
 
 so at the optimum X^T (F - P) = lam W (moment matching when lam = 0). (F1) is minimised by a
 batched damped Newton method (all runs at once). With lam = 0 the infimum need not be attained
-(a token absent from some data is pushed to logit -inf, as in chapter 1); the model is then the
-limit, the *extended* maximum-likelihood estimate: tokens with no data in any context get
-probability exactly 0, Newton (with step expansion) drives the other zeros of the limit to
-about e^-40, and fitted probabilities below ``SNAP = 1e-6`` are set to 0 (a token of probability
-1e-6 would be drawn with probability below 1e-6 n per generation anyway). When lam = 0 and X has
-rank c (d >= c), every table of positive rows is a model, the fit is the frequency table F itself
-(closed form, used unless ``method="newton"``): the paper's model is the case X = I_c.
+(a token absent from the data of some contexts can be pushed to logit -inf, as in chapter 1); the
+model is then the limit of a minimising sequence, the *extended* maximum-likelihood estimate.
+Which probabilities vanish in the limit is decided by the geometry of X, not by the data alone: a
+token with no data anywhere gets probability 0 in every context only if some direction w has
+x_j^T w < 0 for every j (for X = (1, -1)^T and d = 1 no such w exists, and the MLE keeps such a
+token alive). Newton (with step expansion along separating directions) drives the vanishing
+logits to about -40, and fitted probabilities below ``SNAP = 1e-6`` are set to 0 (a token of
+probability 1e-6 would be drawn with probability below 1e-6 n per generation anyway). When lam = 0
+and X has rank c (d >= c), every table of positive rows is a model, the fit is the frequency table
+F itself (closed form, used unless ``method="newton"``): the paper's model is the case X = I_c.
 
 Loop. Same scenarios as :mod:`collapse_lib.simulate` (its ``FullySynthetic`` and
 ``PartiallySynthetic`` dataclasses): generation 1 is fitted to real data (n, resp. N, samples per
@@ -117,13 +120,15 @@ def _softmax(Z: np.ndarray) -> np.ndarray:
     return E / E.sum(axis=-1, keepdims=True)
 
 
-def _objective(W, X, F, lam, dead):
+def _objective(W, X, F, lam):
     Z = np.einsum("jd,rds->rjs", X, W)
-    Z = np.where(dead[:, None, :], -np.inf, Z)
     m = Z.max(axis=-1, keepdims=True)
     logp = Z - m - np.log(np.exp(Z - m).sum(axis=-1, keepdims=True))
-    ce = -np.where(F > 0, F * np.where(F > 0, logp, 0.0), 0.0).sum(axis=(1, 2))
+    ce = -np.where(F > 0, F * logp, 0.0).sum(axis=(1, 2))
     return ce + 0.5 * lam * (W**2).sum(axis=(1, 2)), _softmax(Z)
+
+
+_PURE_NEWTON = 1e-8  # Newton decrement lam^2 below which the full step is taken without a line search
 
 
 def fit(F, X, lam: float = 0.0, W0=None, tol: float = 1e-10, max_iter: int = 300, method: str = "auto") -> FitResult:
@@ -131,16 +136,19 @@ def fit(F, X, lam: float = 0.0, W0=None, tol: float = 1e-10, max_iter: int = 300
 
     ``method="auto"`` uses the closed form P = F when lam = 0 and X has rank c, and Newton
     otherwise; ``"newton"`` always runs Newton (used to check the closed form). ``W0`` (R, d, s)
-    warm-starts Newton (the previous generation's weights). Raises RuntimeError if Newton has not
-    reached max |grad L| <= tol after ``max_iter`` iterations (a run whose line search can no longer
-    decrease L in floating point is accepted if max |grad L| <= sqrt(tol)).
+    warm-starts Newton (the previous generation's weights). Every run ends with
+    max |grad L| <= ``tol``; RuntimeError if one has not after ``max_iter`` iterations.
 
     Newton: H = sum_j (diag p_j - p_j p_j^T) (x) x_j x_j^T + lam I on the flattened (d, s)
-    weights, backtracking line search (Armijo); with lam = 0, a full step that is accepted is
-    doubled while L keeps decreasing (along a separating direction the logits must go to -inf,
-    and plain Newton would only move them by about 1 per iteration). With lam = 0 the softmax
-    gauge W -> W + v 1^T is fixed by keeping the column of the most frequent token at 0, and
-    tokens with no data anywhere get logit -inf.
+    weights, step v = -H^{-1} g, Newton decrement delta^2 = g^T H^{-1} g = -g^T v (the predicted
+    decrease of L is delta^2 / 2). While delta^2 > 1e-8 a backtracking line search (Armijo) damps
+    the step; below it (the quadratic region, where L can no longer resolve the decrease in
+    floating point) the full step is taken, so the gradient keeps converging quadratically to
+    ``tol`` instead of stalling where the loss stops changing. With lam = 0, a full step that is
+    accepted is doubled while L keeps decreasing (along a separating direction the logits must go
+    to -inf, and plain Newton would only move them by about 1 per iteration), up to |logit| = 40.
+    With lam = 0 the softmax gauge W -> W + v 1^T is fixed by keeping the column of the most
+    frequent token at 0.
     """
     X = _check_X(X)
     lam = _check_lam(lam)
@@ -164,22 +172,17 @@ def fit(F, X, lam: float = 0.0, W0=None, tol: float = 1e-10, max_iter: int = 300
     W = np.zeros((R, d, s)) if W0 is None else np.array(V.real_array("W0", W0, ndim=(3,)), copy=True)
     if W.shape != (R, d, s):
         raise V.InvalidArgument(f"W0 must have shape {(R, d, s)}, got {W.shape}")
+    fixed = np.zeros((R, s), dtype=bool)
     if lam == 0:
-        dead = F.sum(axis=1) == 0  # (R, s): no data for this token in any context
         ref = F.sum(axis=1).argmax(axis=1)  # gauge: the most frequent token keeps logits 0
-        fixed = dead.copy()
         fixed[np.arange(R), ref] = True
         W[np.broadcast_to(fixed[:, None, :], W.shape)] = 0.0
-    else:
-        dead = np.zeros((R, s), dtype=bool)
-        fixed = dead
     fixed_flat = np.broadcast_to(fixed[:, None, :], (R, d, s)).reshape(R, d * s)
     XX = np.einsum("ja,jb->jab", X, X).reshape(c, d * d)
     iters = np.zeros(R, dtype=np.int64)
     gmax = np.full(R, np.inf)
-    L, P = _objective(W, X, F, lam, dead)
+    L, P = _objective(W, X, F, lam)
     active = np.arange(R)
-    stalled = np.zeros(R, dtype=bool)
     for it in range(max_iter + 1):
         G = -np.einsum("jd,rjs->rds", X, F[active] - P[active]) + lam * W[active]
         g = G.reshape(active.size, d * s)
@@ -203,37 +206,39 @@ def fit(F, X, lam: float = 0.0, W0=None, tol: float = 1e-10, max_iter: int = 300
         H.transpose(0, 2, 1)[fa] = 0.0
         H[:, np.arange(d * s), np.arange(d * s)] += fa
         step = -np.linalg.solve(H, g[..., None])[..., 0]
-        slope = (g * step).sum(axis=1)
+        slope = (g * step).sum(axis=1)  # -delta^2
         t = np.ones(active.size)
         Wa, La = W[active], L[active]
-        todo = np.arange(active.size)
+        pure = -slope <= _PURE_NEWTON  # quadratic region: full Newton step, no line search
+        if pure.any():
+            rows = active[pure]
+            W[rows] = Wa[pure] + step[pure].reshape(-1, d, s)
+            L[rows], P[rows] = _objective(W[rows], X, F[rows], lam)
+        todo = np.nonzero(~pure)[0]
         for _ in range(60):  # backtracking (Armijo)
+            if todo.size == 0:
+                break
             Wt = Wa[todo] + (t[todo, None] * step[todo]).reshape(todo.size, d, s)
-            Lt, Pt = _objective(Wt, X, F[active[todo]], lam, dead[active[todo]])
+            Lt, Pt = _objective(Wt, X, F[active[todo]], lam)
             ok = Lt <= La[todo] + 1e-4 * t[todo] * slope[todo]
             rows = active[todo[ok]]
             W[rows], L[rows], P[rows] = Wt[ok], Lt[ok], Pt[ok]
             todo = todo[~ok]
-            if todo.size == 0:
-                break
             t[todo] *= 0.5
-        stalled[active[todo]] = True  # no decrease at any step: float precision reached
         if lam == 0:  # expansion: along a separating direction the loss keeps falling (logits -> -inf)
-            grow = np.nonzero(t == 1.0)[0]
+            grow = np.nonzero((t == 1.0) & ~pure)[0]
             for _ in range(12):
                 if grow.size == 0:
                     break
                 t[grow] *= 2.0
                 Wt = Wa[grow] + (t[grow, None] * step[grow]).reshape(grow.size, d, s)
-                Lt, Pt = _objective(Wt, X, F[active[grow]], lam, dead[active[grow]])
+                Lt, Pt = _objective(Wt, X, F[active[grow]], lam)
                 zmax = np.abs(np.einsum("jd,rds->rjs", X, Wt)).max(axis=(1, 2))
                 ok = (Lt < L[active[grow]]) & (zmax <= _ZMAX)
                 rows = active[grow[ok]]
                 W[rows], L[rows], P[rows] = Wt[ok], Lt[ok], Pt[ok]
                 grow = grow[ok]
-        stalled[active] |= La - L[active] <= 1e-14 * (1.0 + np.abs(La))  # no progress in floating point
-        active = active[~stalled[active]]
-    bad = (gmax > tol) & ~(stalled & (gmax <= math.sqrt(tol)))
+    bad = gmax > tol
     if np.any(bad):
         worst = int(np.argmax(np.where(bad, gmax, -1)))
         raise RuntimeError(f"Newton did not converge for {int(bad.sum())} run(s) "
