@@ -182,6 +182,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", add_static_dir)
     app.connect("html-page-context", dedupe_scripts)
     app.add_css_file("offline_site.css")
+    app.add_js_file("figure_zoom.js", loading_method="defer")
     app.connect("doctree-read", drop_widget_state)
     app.connect("build-finished", copy_mathjax)
     app.add_post_transform(ReplaceWidgetViews)

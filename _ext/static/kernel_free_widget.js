@@ -25,6 +25,7 @@
       error.textContent = frame.error;
       error.hidden = !frame.error;
       caption.textContent = frame.caption;
+      if (frame.caption) img.alt = frame.caption;
     }
     controls.forEach(c => c.addEventListener("input", update));
     controls.forEach(c => c.addEventListener("change", update));

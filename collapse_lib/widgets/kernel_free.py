@@ -21,7 +21,10 @@ Either way the page shows the kernel-free widget in place of the ipywidgets outp
 ``grid`` (parameter -> list of values, at most ``MAX_FRAMES`` points in all), optional ``fixed``
 (parameter -> value), ``initial`` (parameter -> grid value; default: the function's default when
 the grid holds it, else the first value) and ``caption`` (a format string filled from the dict
-that the function may return next to its figure). The function returns a matplotlib Figure, an
+that the function may return next to its figure; it should state the frame's key numbers) and
+``labels`` (parameter -> the words shown on its control, e.g. ``{"lam": "penalty λ"}``; default:
+the parameter's name). Frames are drawn in the course's figure style
+(:data:`collapse_lib.plotting.COURSE_STYLE`). The function returns a matplotlib Figure, an
 Axes, ``(figure, extra)`` or nothing (then the current figure is used); a ``ValueError`` it raises
 at a grid point (e.g. K > n) is shown there as a message.
 """
@@ -42,9 +45,9 @@ from collections.abc import Callable
 from typing import Any
 
 ENV_FLAG = "COURSE_KERNEL_FREE"   # set to "1" by _ext/kernel_free_widgets.py for the build's kernels
-SPEC_KEYS = {"function", "grid", "fixed", "caption", "initial"}
+SPEC_KEYS = {"function", "grid", "fixed", "caption", "initial", "labels"}
 MAX_FRAMES = 64   # per widget: the site budget is 30 MB and 3 minutes of build for all of them
-FRAME_DPI = 72    # the course's widget figures are 6-12 inches wide: 430-820 pixels
+FRAME_DPI = 96    # the course style's 8-inch figures: 768 px, the width of the static (SVG) figures
 
 
 class WidgetSpecError(ValueError):
@@ -110,6 +113,11 @@ def check_spec(spec: Any) -> dict[str, Any]:
     caption = spec.get("caption", "")
     if not isinstance(caption, str):
         raise WidgetSpecError("kernel_free.caption must be a string")
+    labels = spec.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) and v.strip() for v in labels.values()):
+        raise WidgetSpecError("kernel_free.labels must be a mapping parameter -> non-empty text")
+    if set(labels) - set(grid):
+        raise WidgetSpecError(f"kernel_free.labels names {sorted(set(labels) - set(grid))}, which are not in the grid")
     initial = dict(spec.get("initial") or {})
     for key, values in grid.items():
         if key in initial:
@@ -122,7 +130,7 @@ def check_spec(spec: Any) -> dict[str, Any]:
     if extra:
         raise WidgetSpecError(f"kernel_free.initial names {sorted(extra)}, which are not in the grid")
     return {"function": name, "grid": grid, "fixed": fixed, "caption": caption,
-            "initial": initial, "callable": func}
+            "initial": initial, "labels": {k: labels.get(k, k) for k in grid}, "callable": func}
 
 
 def grid_points(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -141,8 +149,12 @@ def render_frame(spec: dict[str, Any], point: dict[str, Any]) -> tuple[bytes | N
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from ..plotting import COURSE_STYLE
+
     backend = matplotlib.get_backend()
     plt.switch_backend("Agg")
+    style = matplotlib.rc_context(COURSE_STYLE)
+    style.__enter__()
     try:
         plt.close("all")
         with warnings.catch_warnings():
@@ -172,6 +184,7 @@ def render_frame(spec: dict[str, Any], point: dict[str, Any]) -> tuple[bytes | N
         return buf.getvalue(), caption, ""
     finally:
         plt.close("all")
+        style.__exit__(None, None, None)
         plt.switch_backend(backend)
 
 
@@ -198,7 +211,7 @@ def widget_html(spec: dict[str, Any], frames: list[dict[str, Any]], uid: str) ->
     controls = []
     for i, (name, values) in enumerate(grid.items()):
         cid = f"{uid}-{i}"
-        label = f'<label for="{cid}">{html.escape(name)}</label>'
+        label = f'<label for="{cid}">{html.escape(spec["labels"].get(name, name))}</label>'
         if all(isinstance(v, str) for v in values):
             options = "".join(
                 f'<option value="{j}"{" selected" if j == initial_index[i] else ""}>{html.escape(v)}</option>'
@@ -220,7 +233,8 @@ def widget_html(spec: dict[str, Any], frames: list[dict[str, Any]], uid: str) ->
         f'<div class="kernel-free-widget" id="{html.escape(uid)}">'
         f'<div class="kfw-controls">{"".join(controls)}</div>'
         f'<img class="kfw-frame" src="{html.escape(first["src"])}" '
-        f'alt="Figure of the interactive widget at the chosen values"{"" if first["src"] else " hidden"}>'
+        f'alt="{html.escape(first["caption"] or "Figure of the interactive widget at the chosen values")}"'
+        f'{"" if first["src"] else " hidden"}>'
         f'<p class="kfw-error"{"" if first["error"] else " hidden"}>{html.escape(first["error"])}</p>'
         f'<p class="kfw-caption">{html.escape(first["caption"])}</p>'
         f'<p class="kfw-note">{html.escape(note)}</p>'
@@ -230,7 +244,7 @@ def widget_html(spec: dict[str, Any], frames: list[dict[str, Any]], uid: str) ->
 
 
 def kernel_free(function: Callable, grid: dict[str, list], fixed: dict[str, Any] | None = None,
-                initial: dict[str, Any] | None = None, caption: str = ""):
+                initial: dict[str, Any] | None = None, caption: str = "", labels: dict[str, str] | None = None):
     """The kernel-free version of a widget, drawn in the notebook (mechanism 2 above).
 
     During a book build (``COURSE_KERNEL_FREE=1``) returns an ``IPython.display.HTML`` object
@@ -238,7 +252,7 @@ def kernel_free(function: Callable, grid: dict[str, list], fixed: dict[str, Any]
     Raises WidgetSpecError (a ValueError) on a bad specification, also outside a book build.
     """
     spec = check_spec({"function": function, "grid": grid, "fixed": fixed or {},
-                       "initial": initial or {}, "caption": caption})
+                       "initial": initial or {}, "caption": caption, "labels": labels or {}})
     if os.environ.get(ENV_FLAG) != "1":
         return None
     from IPython.display import HTML
