@@ -70,7 +70,8 @@ def bench_training(config: GPTConfig | None = None, batch_size: int = 16, iters:
     config = config or GPTConfig()
     torch.manual_seed(seed)
     model = GPT(config)
-    data = torch.randint(config.vocab_size, (100_000,), generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    data = torch.randint(config.vocab_size, (100_000,), generator=g, device=g.device)
     hist = train(model, data, TrainConfig(max_iters=iters, batch_size=batch_size, warmup_iters=0, eval_interval=10**9),
                  torch.Generator().manual_seed(seed), progress=False)
     return {"batch_size": batch_size, "iters": iters, "tokens_per_s": hist["tokens_per_s"],

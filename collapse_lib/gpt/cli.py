@@ -38,9 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run or resume the recursive-training experiment")
     r.add_argument("--out", required=True, help="run directory (checkpoints + metrics.json); resumes if it exists "
                    "and holds the same configuration, refuses otherwise")
-    r.add_argument("--quick", action="store_true", help="small model and data (about a minute), for demos and tests")
-    r.add_argument("--generations", type=_positive_int, help="generations per chain (default 6)")
-    r.add_argument("--iters", type=_positive_int, help="training iterations of every generation (default 1500)")
+    r.add_argument("--quick", action="store_true", help="small model and data (about a minute), for demos and tests "
+                   "(the same as --preset quick)")
+    r.add_argument("--preset", choices=("default", "quick", "paper", "controls"), default=None,
+                   help="named configuration: default (the committed experiment), quick (the demo), paper (the "
+                   "paper's nanoGPT scale: 6 layers x 384, context 256, batch 64, 2000 iterations; meant for a GPU), "
+                   "controls (the matched controls and early-stopped chains of issue 21); recorded in config.json")
+    r.add_argument("--generations", type=_positive_int, help="generations per chain (default 6; the preset's)")
+    r.add_argument("--iters", type=_positive_int, help="training iterations of every generation (default 1200; "
+                   "the preset's)")
+    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where models train and sample (default auto: CUDA when available); random draws always "
+                   "come from CPU generators, so a seed gives the same streams on every device")
     r.add_argument("--batch-size", type=_positive_int)
     r.add_argument("--seed", type=int)
     r.add_argument("--workers", type=_positive_int, help="stages trained in parallel processes (default 2)")
@@ -65,16 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
-    from .runner import RunConfig, quick_config
+    from .runner import PRESETS, RunConfig
 
-    cfg = quick_config() if args.quick else RunConfig()
+    preset = "quick" if args.quick else (args.preset or "default")
+    if args.quick and args.preset not in (None, "quick"):
+        raise ValueError(f"--quick and --preset {args.preset} contradict each other")
+    cfg = PRESETS[preset]() if preset != "default" else RunConfig()
     train = cfg.train
     if args.iters is not None:
         train = replace(train, max_iters=args.iters, warmup_iters=min(train.warmup_iters, args.iters))
     if args.batch_size is not None:
         train = replace(train, batch_size=args.batch_size)
     kw = {"train": train}
-    for name in ("generations", "seed", "workers", "threads"):
+    for name in ("generations", "seed", "workers", "threads", "device"):
         v = getattr(args, name)
         if v is not None:
             kw[name] = v
@@ -88,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from .runner import Runner
 
-        cfg = config_from_args(args)
         try:
+            cfg = config_from_args(args)
             res = Runner(cfg, args.out, progress=False if args.no_progress else None,
                          log=lambda s: print(s, flush=True)).run()
         except (ValueError, RuntimeError) as exc:

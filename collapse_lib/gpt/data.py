@@ -271,18 +271,22 @@ def get_batch(
       :func:`~collapse_lib.gpt.sample.sample_streams`): random whole rows, ``x = row[:-1]``,
       ``y = row[1:]``. Every training context is then a prefix of one stream, which is exactly the
       context a stream is sampled with: training and sampling use the same rule.
+
+    Positions are drawn on the generator's device (a CPU generator in the whole package, see
+    :func:`~collapse_lib.gpt.sample.draw_categorical`); the batch stays on ``data``'s device.
     """
     if data.dim() == 2:
         if data.size(1) != block_size + 1:
             raise ValueError(f"stream data must have rows of block_size + 1 = {block_size + 1} tokens, "
                              f"got {data.size(1)}")
-        rows = data[torch.randint(data.size(0), (batch_size,), generator=generator)].long()
+        idx = torch.randint(data.size(0), (batch_size,), generator=generator, device=generator.device)
+        rows = data[idx.to(data.device)].long()
         return rows[:, :-1], rows[:, 1:]
     if data.dim() != 1:
         raise ValueError(f"data must be 1-D (a text) or 2-D (streams), got shape {tuple(data.shape)}")
     if len(data) <= block_size:
         raise ValueError(f"data has {len(data)} tokens, need more than block_size={block_size}")
-    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator, device=generator.device)
     x = torch.stack([data[i : i + block_size] for i in ix.tolist()]).long()
     y = torch.stack([data[i + 1 : i + 1 + block_size] for i in ix.tolist()]).long()
     return x, y

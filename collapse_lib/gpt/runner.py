@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
 import time
 import zlib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import InitVar, asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -51,27 +52,48 @@ import numpy as np
 import torch
 
 from . import data as D
-from .measure import context_probs, distribution_metrics, rare_characters, sample_metrics
+from .measure import context_probs, distribution_metrics, in_context_metrics, rare_characters, sample_metrics
 from .model import GPT, GPTConfig, default_device
 from .sample import sample_streams
-from .train import TrainConfig, evaluate_loss, train
+from .train import TrainConfig, evaluate_loss, passes_over, train
 
 SCHEMES = ("fully", "partially")
+DEVICES = ("auto", "cpu", "cuda")
 HELDOUT_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class Chain:
     """One recursive-training chain: ``scheme`` (``"fully"`` or ``"partially"``), ``n`` sampled
-    characters per generation, the sampling ``temperature`` and the training ``seeds``."""
+    characters per generation, the sampling ``temperature`` and the training ``seeds``.
+
+    Optional (left out of ``config.json`` at their defaults): ``n_real``, the real characters a
+    partially synthetic generation ``m >= 2`` trains on besides its ``n`` synthetic ones (default:
+    the run's ``n_real``); ``gen1_n``, the real characters generation 1 trains on (default ``n``);
+    ``train``, overrides of the run's :class:`~collapse_lib.gpt.train.TrainConfig` for every
+    generation of the chain, generation 1 included (e.g. ``{"stop": "best"}``); generation 1 and
+    its floor seeds are then their own stages, ``gen1/n<n>/s<seed>/<rule>``."""
 
     name: str
     scheme: str
     n: int
     temperature: float = 1.0
     seeds: tuple[int, ...] = (0, 1)
+    n_real: int | None = None
+    gen1_n: int | None = None
+    train: tuple = ()
 
     def __post_init__(self) -> None:
+        tr = self.train
+        items = tuple(sorted(tr.items())) if isinstance(tr, dict) else tuple(tuple(kv) for kv in tr)
+        object.__setattr__(self, "train", items)
+        bad = [k for k, _ in items if k not in TrainConfig.__dataclass_fields__]
+        if bad:
+            raise ValueError(f"chain {self.name!r}: unknown training settings {bad}")
+        for name in ("n_real", "gen1_n"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v <= 0):
+                raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
         if not self.name or "/" in self.name or self.name in ("p0", "gen1"):
             raise ValueError(f"chain name must be a non-empty word without '/', got {self.name!r}")
         if self.scheme not in SCHEMES:
@@ -84,6 +106,27 @@ class Chain:
         if not seeds or len(set(seeds)) != len(seeds) or any(not isinstance(s, int) or s < 0 for s in seeds):
             raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds!r}")
         object.__setattr__(self, "seeds", seeds)
+
+    @property
+    def rule(self) -> str:
+        """Tag of the chain's training overrides (``""`` for the run's recipe)."""
+        return ",".join(f"{k}={v}" for k, v in self.train)
+
+    @property
+    def first_n(self) -> int:
+        """Real characters of generation 1."""
+        return self.gen1_n if self.gen1_n is not None else self.n
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "scheme": self.scheme, "n": self.n, "temperature": self.temperature,
+             "seeds": list(self.seeds)}
+        if self.n_real is not None:
+            d["n_real"] = self.n_real
+        if self.gen1_n is not None:
+            d["gen1_n"] = self.gen1_n
+        if self.train:
+            d["train"] = dict(self.train)
+        return d
 
 
 #: The chains of the committed experiment (chapter 9).
@@ -114,14 +157,22 @@ class RunConfig:
     seed: int = 1234
     threads: int = 1
     workers: int = 2
+    n_real_extra: int = 0
+    preset: str = ""
+    device: str = "auto"
+    planned_passes: InitVar[dict | None] = None  # written to config.json for readers; derived, ignored
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, planned_passes: dict | None = None) -> None:
         if isinstance(self.model, dict):
             self.model = GPTConfig(**self.model)
         if isinstance(self.train, dict):
             self.train = TrainConfig(**self.train)
         self.chains = tuple(Chain(**{**c, "seeds": tuple(c["seeds"])}) if isinstance(c, dict) else c
                             for c in self.chains)
+        if not isinstance(self.n_real_extra, int) or self.n_real_extra < 0:
+            raise ValueError(f"n_real_extra must be a non-negative integer, got {self.n_real_extra!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         for name in ("generations", "floor_seeds", "n_real", "n_contexts", "sample_metric_chars", "corpus_chars",
                      "threads", "workers"):
             v = getattr(self, name)
@@ -132,9 +183,13 @@ class RunConfig:
         if len({c.name for c in self.chains}) != len(self.chains):
             raise ValueError("chain names must be distinct")
         for c in self.chains:
-            if c.n > self.n_real:
-                raise ValueError(f"chain {c.name!r}: n={c.n} exceeds n_real={self.n_real} (generation 1 trains on "
-                                 "the first n characters of the real set)")
+            if c.first_n > self.n_real + self.n_real_extra:
+                raise ValueError(f"chain {c.name!r}: generation 1 needs {c.first_n} real characters, which exceeds "
+                                 f"n_real + n_real_extra = {self.n_real + self.n_real_extra} (generation 1 trains "
+                                 "on the first characters of the real set)")
+            if c.scheme == "partially" and (c.n_real or 0) > self.n_real + self.n_real_extra:
+                raise ValueError(f"chain {c.name!r}: n_real={c.n_real} exceeds the real set")
+            TrainConfig(**{**self.train.to_dict(), **dict(c.train)})  # overrides must give a valid recipe
             if max(c.seeds) >= self.floor_seeds:
                 raise ValueError(f"chain {c.name!r} uses seed {max(c.seeds)}, but only seeds 0..{self.floor_seeds - 1} "
                                  "of generation 1 are trained (raise floor_seeds)")
@@ -144,9 +199,38 @@ class RunConfig:
             raise ValueError("sample_metric_chars must not exceed the smallest chain's n")
 
     def to_dict(self) -> dict:
+        """The configuration as JSON-able dict; optional fields at their defaults are left out, so
+        the configurations written before they existed keep their fingerprint."""
         d = asdict(self)
-        d["chains"] = [dict(asdict(c), seeds=list(c.seeds)) for c in self.chains]
+        d["model"] = self.model.to_dict()
+        d["train"] = self.train.to_dict()
+        d["chains"] = [c.to_dict() for c in self.chains]
+        for k, v in (("n_real_extra", 0), ("preset", ""), ("device", "auto")):
+            if d[k] == v:
+                d.pop(k)
         return d
+
+    def chain_train(self, chain: Chain) -> TrainConfig:
+        """The training recipe of ``chain``'s generations: the run's, with the chain's overrides."""
+        return TrainConfig(**{**self.train.to_dict(), **dict(chain.train)}) if chain.train else self.train
+
+    def planned_passes(self) -> dict:
+        """Passes over the training characters per generation for each chain (iterations x batch
+        x tokens per stream / training characters) under the fixed-iteration budget; with
+        ``stop="best"`` an upper bound (the measured value is in each stage's metrics)."""
+        T = self.model.block_size
+        out = {}
+        for c in self.chains:
+            tr = self.chain_train(c)
+            k = lambda n: _n_streams(n, T) * T  # noqa: E731 - characters of n sampled characters
+            later = k(c.n) + (k(c.n_real if c.n_real is not None else self.n_real) if c.scheme == "partially" else 0)
+            if tr.passes is not None:
+                out[c.name] = {"gen1": tr.passes, "later": tr.passes, "rule": "fixed passes"}
+            else:
+                out[c.name] = {"gen1": tr.max_iters * tr.batch_size * T / k(c.first_n),
+                               "later": tr.max_iters * tr.batch_size * T / later,
+                               "rule": "best held-out loss (upper bound)" if tr.stop == "best" else "fixed iterations"}
+        return out
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical JSON of the configuration (stored in every checkpoint)."""
@@ -173,6 +257,43 @@ def quick_config(**overrides) -> RunConfig:
     return replace(base, **overrides)
 
 
+def paper_config(**overrides) -> RunConfig:
+    """The paper's scale (its Appendix 9.1: nanoGPT's character-level Shakespeare configuration,
+    ``config/train_shakespeare_char.py``): 6 layers, 6 heads, embedding 384, context 256,
+    dropout 0.2, no biases, batch 64, AdamW lr 1e-3 with 100 warm-up iterations and cosine decay
+    to 1e-4 at the last iteration, beta2 0.99, weight decay 0.1, gradient clip 1, and the paper's
+    2000 iterations (nanoGPT's file says 5000) for p^(0) and every generation. Chains: fully and
+    partially synthetic, n = 100k, 2 seeds. Meant for a GPU (one iteration takes seconds on a CPU)."""
+    base = RunConfig(
+        model=GPTConfig(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2, bias=False),
+        train=TrainConfig(max_iters=2000, batch_size=64, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
+                          weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=250,
+                          eval_windows=200),
+        chains=(Chain("fully_100k", "fully", 100_000), Chain("partially_100k", "partially", 100_000)),
+        generations=4, floor_seeds=2, preset="paper")
+    return replace(base, **overrides)
+
+
+#: The controlled chains (issue 21): matched controls for real data and the early-stopping rule.
+CONTROL_CHAINS: tuple[Chain, ...] = (
+    Chain("partially_50k", "partially", 50_000, n_real=50_000, gen1_n=100_000),
+    Chain("fully_200k", "fully", 200_000),
+    Chain("fully_20k_best", "fully", 20_000, train={"stop": "best", "eval_interval": 100}),
+    Chain("fully_100k_best", "fully", 100_000, train={"stop": "best", "eval_interval": 100}),
+)
+
+
+def controls_config(**overrides) -> RunConfig:
+    """The controls run (issue 21): the committed recipe and seeds (so p^(0) and the generation-1
+    models at n = 100k are the committed ones), a real set extended by 100k characters for the
+    n = 200k chain, and :data:`CONTROL_CHAINS`."""
+    base = RunConfig(chains=CONTROL_CHAINS, n_real_extra=100_000, generations=4, preset="controls")
+    return replace(base, **overrides)
+
+
+PRESETS = {"quick": quick_config, "paper": paper_config, "controls": controls_config}
+
+
 def stage_seed(seed: int, stage: str) -> int:
     """Seed of a stage: a deterministic function of the run seed and the stage name."""
     return (seed * 1_000_003 + zlib.crc32(stage.encode())) % (2**63 - 1)
@@ -189,12 +310,29 @@ def environment(threads: int | None = None) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": threads if threads is not None else torch.get_num_threads(),
         "device": default_device(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"``: CUDA when available, else the CPU; ``"cuda"`` raises a clear error when no
+    GPU is visible to torch."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was asked for, but torch sees no CUDA GPU "
+                           f"(torch {torch.__version__}); use --device cpu or auto")
+    return default_device() if device == "auto" else device
+
+
 # ----------------------------------------------------------------------------- the stage graph
-def gen1_stage(n: int, seed: int) -> str:
-    return f"gen1/n{n}/s{seed}"
+def gen1_stage(n: int, seed: int, rule: str = "") -> str:
+    return f"gen1/n{n}/s{seed}" + (f"/{rule}" if rule else "")
+
+
+def gen1_of(chain: Chain, seed: int) -> str:
+    """Generation 1 of ``chain`` with ``seed``: shared by all chains of the same size and rule."""
+    return gen1_stage(chain.first_n, seed, chain.rule)
 
 
 def chain_stage(chain: Chain, seed: int, m: int) -> str:
@@ -204,12 +342,12 @@ def chain_stage(chain: Chain, seed: int, m: int) -> str:
 def stage_graph(cfg: RunConfig) -> dict[str, tuple[str, ...]]:
     """Every stage of the run and the stages it needs, in a valid order."""
     g: dict[str, tuple[str, ...]] = {"p0": ()}
-    for n in sorted({c.n for c in cfg.chains}, reverse=True):
+    for n, rule in sorted({(c.first_n, c.rule) for c in cfg.chains}, key=lambda x: (-x[0], x[1])):
         for s in range(cfg.floor_seeds):
-            g[gen1_stage(n, s)] = ("p0",)
+            g[gen1_stage(n, s, rule)] = ("p0",)
     for c in cfg.chains:
         for s in c.seeds:
-            g[chain_stage(c, s, 1)] = (gen1_stage(c.n, s),)
+            g[chain_stage(c, s, 1)] = (gen1_of(c, s),)
             for m in range(2, cfg.generations + 1):
                 g[chain_stage(c, s, m)] = (chain_stage(c, s, m - 1),)
     return g
@@ -228,7 +366,7 @@ class StageRunner:
         self.cfg = cfg
         self.out = Path(out)
         self.progress = progress
-        self.device = default_device()
+        self.device = resolve_device(cfg.device)
         self.tok = D.CharTokenizer()
         self.start = int(self.tok.encode("\n")[0])
         if cfg.model.vocab_size != self.tok.vocab_size:
@@ -284,11 +422,17 @@ class StageRunner:
         return self._cache["corpus"]
 
     def real_set(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training and held-out streams of the first ``n`` characters of the real set."""
+        """Training and held-out streams of the first ``n`` characters of the real set (its
+        extension, drawn after everything else of p^(0), follows the first ``n_real``)."""
         ck = self.load("p0")
         T = self.cfg.model.block_size
         k = _n_streams(n, T)
-        return ck["real"][:k], ck["real_heldout"][: max(1, round(HELDOUT_FRACTION * k))]
+        real, held = ck["real"], ck["real_heldout"]
+        if "real_extra" in ck:
+            real, held = torch.cat([real, ck["real_extra"]]), torch.cat([held, ck["real_extra_heldout"]])
+        if k > real.size(0):
+            raise ValueError(f"the real set holds {real.size(0) * T} characters, {n} asked for")
+        return real[:k], held[: max(1, round(HELDOUT_FRACTION * k))]
 
     def _sample(self, model: GPT, n_chars: int, g: torch.Generator, temperature: float):
         T = self.cfg.model.block_size
@@ -296,13 +440,21 @@ class StageRunner:
         streams = sample_streams(model, k + max(1, round(HELDOUT_FRACTION * k)), self.start, g, temperature)
         return streams[:k], streams[k:]
 
-    def _train(self, stage: str, data: torch.Tensor, heldout: torch.Tensor | None) -> tuple[GPT, dict]:
+    def _train(self, stage: str, data: torch.Tensor, heldout: torch.Tensor | None,
+                recipe: TrainConfig | None = None) -> tuple[GPT, dict]:
         seed = stage_seed(self.cfg.seed, stage)
         torch.manual_seed(seed)
-        model = GPT(self.cfg.model).to(self.device)
+        model = GPT(self.cfg.model).to(self.device)  # initialised on the CPU, then moved
         val = {"heldout": heldout} if heldout is not None else None
-        hist = train(model, data, self.cfg.train, torch.Generator().manual_seed(seed + 1), val_data=val,
+        tr = recipe or self.cfg.train
+        T = self.cfg.model.block_size
+        if tr.passes is not None:  # a fixed number of passes: iterations from the data size
+            chars = data.size(0) * T if data.dim() == 2 else len(data)
+            iters = max(1, math.ceil(tr.passes * chars / (tr.batch_size * T)))
+            tr = replace(tr, max_iters=iters, warmup_iters=min(tr.warmup_iters, iters))
+        hist = train(model, data, tr, torch.Generator().manual_seed(seed + 1), val_data=val,
                      progress=self.progress, desc=stage)
+        hist["passes"] = passes_over(data, hist["iters_trained"], tr.batch_size, T)
         return model, hist
 
     def _evaluate(self, model: GPT, refs: dict[str, torch.Tensor]) -> tuple[dict, torch.Tensor]:
@@ -312,6 +464,7 @@ class StageRunner:
         w = self.cfg.train.eval_windows
         met["loss_p0_heldout"] = evaluate_loss(model, ck0["real_heldout"], w)
         met["loss_real"] = evaluate_loss(model, self.corpus()[1], w)
+        met.update(in_context_metrics(model, ck0["real_heldout"]))
         return met, P
 
     def _describe_sample(self, streams: torch.Tensor, p0: GPT) -> dict:
@@ -325,6 +478,9 @@ class StageRunner:
         """Compute ``stage`` (its dependencies must be done) and save it; return its metrics."""
         torch.set_num_threads(self.cfg.threads)
         t0, c0 = time.perf_counter(), time.process_time()
+        if self.device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls on the GPU (unmeasured here)
+            torch.backends.cudnn.allow_tf32 = True
         if stage == "p0":
             met, payload = self._p0()
         elif stage.startswith("gen1/"):
@@ -334,6 +490,7 @@ class StageRunner:
         met["wall_s"] = time.perf_counter() - t0
         met["cpu_s"] = time.process_time() - c0
         met["stage"] = stage
+        met["device"] = self.device
         self.save(stage, payload, met)
         return met
 
@@ -348,28 +505,35 @@ class StageRunner:
         t0 = time.perf_counter()
         real, real_heldout = self._sample(model, c.n_real, g, 1.0)
         ctx_streams = sample_streams(model, c.n_contexts, self.start, g)
-        lengths = torch.randint(1, T + 1, (c.n_contexts,), generator=g)
+        lengths = torch.randint(1, T + 1, (c.n_contexts,), generator=g, device=g.device)
+        extra = {}
+        if c.n_real_extra:  # drawn last, so everything above is as without it
+            extra["real_extra"], extra["real_extra_heldout"] = self._sample(model, c.n_real_extra, g, 1.0)
         t_sample = time.perf_counter() - t0
         rare = rare_characters(real, c.model.vocab_size)
         payload = {"model": model.state_dict(), "real": real, "real_heldout": real_heldout,
-                   "contexts": ctx_streams[:, :T].clone(), "context_lengths": lengths, "rare": rare.tolist()}
+                   "contexts": ctx_streams[:, :T].clone(), "context_lengths": lengths, "rare": rare.tolist(), **extra}
         self._cache["p0"] = dict(payload, fingerprint=c.fingerprint())
         met, P0 = self._evaluate(model, {})
         self._cache["p0"]["p0"] = P0
         payload["p0"] = P0
         met.update(self._describe_sample(real, model))
         met.update(generation=0, train_s=t_train, sample_s=t_sample, curve=_curve(hist),
-                   tokens_per_s=hist["tokens_per_s"], rare_chars=self.tok.decode(np.flatnonzero(rare).tolist()))
+                   tokens_per_s=hist["tokens_per_s"], rare_chars=self.tok.decode(np.flatnonzero(rare).tolist()),
+                   **_train_record(hist))
         return met, payload
 
     def _gen1(self, stage: str) -> tuple[dict, dict]:
-        n = int(stage.split("/")[1][1:])
+        parts = stage.split("/")
+        n, rule = int(parts[1][1:]), (parts[3] if len(parts) > 3 else "")
+        chain = next(c for c in self.cfg.chains if c.first_n == n and c.rule == rule)
         data, heldout = self.real_set(n)
         t0 = time.perf_counter()
-        model, hist = self._train(stage, data, heldout)
+        model, hist = self._train(stage, data, heldout, self.cfg.chain_train(chain))
         t_train = time.perf_counter() - t0
         met, P = self._evaluate(model, {"p0": self.load("p0")["p0"]})
-        met.update(generation=1, n=n, train_s=t_train, curve=_curve(hist), tokens_per_s=hist["tokens_per_s"])
+        met.update(generation=1, n=n, train_s=t_train, curve=_curve(hist), tokens_per_s=hist["tokens_per_s"],
+                   **_train_record(hist))
         return met, {"model": model.state_dict(), "P": P}
 
     def _chain_generation(self, stage: str) -> tuple[dict, dict]:
@@ -378,7 +542,7 @@ class StageRunner:
         seed, m = int(s[1:]), int(gm[3:])
         p0 = self.model_from("p0")
         P0 = self.load("p0")["p0"]
-        g1 = gen1_stage(chain.n, seed)
+        g1 = gen1_of(chain, seed)
         t_train = 0.0
         if m == 1:
             model, P = self.model_from(g1), self.load(g1)["P"]
@@ -389,13 +553,13 @@ class StageRunner:
             prev = self.load(chain_stage(chain, seed, m - 1))
             data, heldout = prev["synth"], prev["synth_heldout"]
             if chain.scheme == "partially":
-                real, real_heldout = self.real_set(self.cfg.n_real)
+                real, real_heldout = self.real_set(chain.n_real if chain.n_real is not None else self.cfg.n_real)
                 data, heldout = torch.cat([real, data]), torch.cat([real_heldout, heldout])
             t0 = time.perf_counter()
-            model, hist = self._train(stage, data, heldout)
+            model, hist = self._train(stage, data, heldout, self.cfg.chain_train(chain))
             t_train = time.perf_counter() - t0
             met, P = self._evaluate(model, {"p0": P0, "p1": self.load(g1)["P"]})
-            met.update(curve=_curve(hist), tokens_per_s=hist["tokens_per_s"])
+            met.update(curve=_curve(hist), tokens_per_s=hist["tokens_per_s"], **_train_record(hist))
         g = torch.Generator().manual_seed(stage_seed(self.cfg.seed, stage) + 2)
         t0 = time.perf_counter()
         synth, synth_heldout = self._sample(model, chain.n, g, chain.temperature)
@@ -403,6 +567,12 @@ class StageRunner:
         met.update(self._describe_sample(synth, p0))
         met.update(generation=m, chain=name, seed=seed, train_s=t_train, sample_s=t_sample)
         return met, {"model": model.state_dict(), "synth": synth, "synth_heldout": synth_heldout}
+
+
+def _train_record(hist: dict) -> dict:
+    """What every trained stage records of its training: iterations, best iteration (stop="best")
+    and passes over its training characters."""
+    return {"iters_trained": hist["iters_trained"], "best_iter": hist["best_iter"], "passes": hist["passes"]}
 
 
 def _curve(hist: dict) -> dict:
@@ -438,6 +608,7 @@ class Runner:
                 old = json.loads(path.read_text())
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path} is not valid JSON ({exc}); use a new run directory") from None
+            old.pop("planned_passes", None)
             if old != cfg:
                 diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
                 raise ValueError(f"{path} holds a different configuration (differs in: {', '.join(diff)}); "
@@ -445,7 +616,7 @@ class Runner:
         elif (self.out / "checkpoints").exists() or (self.out / "stages").exists():
             raise ValueError(f"{self.out} holds checkpoints but no config.json: refusing to reuse them; "
                              "use a new --out directory")
-        path.write_text(json.dumps(cfg, indent=2))
+        path.write_text(json.dumps({**cfg, "planned_passes": self.cfg.planned_passes()}, indent=2))
 
     def run(self) -> dict:
         """Run every missing stage (``cfg.workers`` processes in parallel), then write and return
@@ -513,13 +684,13 @@ class Runner:
         return out
 
 
-    def floor_of(self, n: int) -> dict | None:
-        """The retraining floor for chains of size ``n``: the drift ``(1/K) sum_c ||p_a - p_b||_1``
-        between generation-1 models trained on the same real data with different seeds ``a < b``
-        (``None`` until two of them exist)."""
+    def floor_of(self, n: int, rule: str = "") -> dict | None:
+        """The retraining floor for chains of size ``n`` (and training ``rule``): the drift
+        ``(1/K) sum_c ||p_a - p_b||_1`` between generation-1 models trained on the same real data
+        with different seeds ``a < b`` (``None`` until two of them exist)."""
         P = {}
         for s in range(self.cfg.floor_seeds):
-            st = gen1_stage(n, s)
+            st = gen1_stage(n, s, rule)
             if self.stages.done(st):
                 P[s] = self.stages.load(st)["P"]
         self.stages._cache.clear()
@@ -531,7 +702,9 @@ class Runner:
         return {"pairs": [list(p) for p in pairs], "mean": float(np.mean(vals)), "min": min(vals), "max": max(vals)}
 
     def floor(self) -> dict:
-        return {str(n): self.floor_of(n) for n in sorted({c.n for c in self.cfg.chains})}
+        """Floors keyed ``"<n>"`` (the run's recipe) or ``"<n>/<rule>"`` (a chain's own rule)."""
+        keys = sorted({(c.first_n, c.rule) for c in self.cfg.chains})
+        return {f"{n}/{rule}" if rule else str(n): self.floor_of(n, rule) for n, rule in keys}
 
 
 def _remaining_depth(graph: dict[str, tuple[str, ...]]) -> dict[str, int]:

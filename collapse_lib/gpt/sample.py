@@ -40,6 +40,21 @@ def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
+def draw_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One index per row of ``probs`` ``(B, V)``, shape ``(B, 1)``, on ``probs``' device.
+
+    **Device rule of the package.** Every random draw is made on the device of its generator,
+    which is a CPU ``torch.Generator`` everywhere in :mod:`collapse_lib.gpt` (``None`` means the
+    CPU default generator): the probabilities are copied to the CPU, drawn from there, and the
+    indices copied back. So a seed gives the same stream of draws on a CPU and on a GPU (equal
+    tokens wherever the two devices compute the same probabilities up to round-off), and on a CPU
+    nothing is copied: the draws are bit for bit those of ``torch.multinomial(probs, 1, generator)``.
+    """
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    idx = torch.multinomial(probs.to(gdev), 1, generator=generator)
+    return idx.to(probs.device)
+
+
 def logits_to_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
     """Sampling distribution ``softmax(top_k(logits) / temperature)`` over the last axis."""
     if not temperature > 0:
@@ -97,7 +112,7 @@ def sample(
         probs = logits_to_probs(logits[:, -1, :], temperature, top_k)
         if return_probs:
             probs_all.append(probs)
-        nxt = torch.multinomial(probs, 1, generator=generator)
+        nxt = draw_categorical(probs, generator)
         out[:, length] = nxt[:, 0]
         length += 1
         if length == out.size(1):
@@ -142,7 +157,7 @@ def sample_naive(
         probs = logits_to_probs(logits[:, -1, :], temperature, top_k)
         if return_probs:
             probs_all.append(probs)
-        nxt = forced[:, i] if forced is not None else torch.multinomial(probs, 1, generator=generator)[:, 0]
+        nxt = forced[:, i] if forced is not None else draw_categorical(probs, generator)[:, 0]
         out[:, length] = nxt
         length += 1
         w0 = _window_start(length, w0, bs, keep)

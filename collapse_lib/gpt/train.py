@@ -1,11 +1,20 @@
 """Training loop: AdamW, linear warm-up then cosine decay, periodic evaluation (nanoGPT style).
 
 Everything random (initialisation is done by the caller; batch positions here) is drawn from an
-explicit ``torch.Generator``, so a run is reproducible on CPU given its seed.
+explicit CPU ``torch.Generator``, so a run is reproducible given its seed, and the batches are the
+same on every device. (Dropout masks, used only when ``dropout > 0``, come from the device's own
+generator, seeded by ``torch.manual_seed``: those are reproducible on one device, not across.)
+
+Two stopping rules (``TrainConfig.stop``): ``"iters"`` trains exactly ``max_iters`` iterations;
+``"best"`` evaluates the held-out split every ``eval_interval`` iterations, keeps the weights with
+the best held-out loss, stops after ``patience`` evaluations without improvement and returns the
+best weights (the learning-rate schedule still spans ``max_iters``). A fixed number of passes over
+the data is set by the caller (``passes``, resolved into ``max_iters`` by the runner).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -33,8 +42,17 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_interval: int = 500
     eval_windows: int = 256
+    stop: str = "iters"
+    patience: int = 3
+    passes: float | None = None
 
     def __post_init__(self) -> None:
+        if self.stop not in STOP_RULES:
+            raise ValueError(f"stop must be one of {STOP_RULES}, got {self.stop!r}")
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"patience must be a positive integer, got {self.patience!r}")
+        if self.passes is not None and not (isinstance(self.passes, (int, float)) and 0 < self.passes < math.inf):
+            raise ValueError(f"passes must be a positive number or None, got {self.passes!r}")
         if self.max_iters <= 0 or self.batch_size <= 0:
             raise ValueError(f"max_iters and batch_size must be positive, got {self.max_iters}, {self.batch_size}")
         if not 0 <= self.warmup_iters <= self.max_iters:
@@ -43,7 +61,25 @@ class TrainConfig:
             raise ValueError(f"need 0 < min_lr <= learning_rate, got {self.min_lr}, {self.learning_rate}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields, except the stopping-rule fields left at their defaults (so configurations
+        written before those fields existed keep their fingerprint)."""
+        d = asdict(self)
+        for k, v in _OPTIONAL_DEFAULTS.items():
+            if d.get(k) == v:
+                d.pop(k)
+        return d
+
+
+STOP_RULES = ("iters", "best")
+_OPTIONAL_DEFAULTS = {"stop": "iters", "patience": 3, "passes": None}
+
+
+def passes_over(data: torch.Tensor, iters: int, batch_size: int, block_size: int) -> float:
+    """Passes over the training characters made by ``iters`` iterations of ``batch_size``
+    windows of ``block_size`` scored tokens: ``iters * batch_size * block_size / characters``,
+    where the characters are ``len(data)`` for a text and ``streams * block_size`` for streams."""
+    chars = data.size(0) * block_size if data.dim() == 2 else len(data)
+    return iters * batch_size * block_size / chars
 
 
 def lr_at(it: int, cfg: TrainConfig) -> float:
@@ -114,17 +150,24 @@ def train(
     """Train ``model`` in place on random windows of ``train_data``.
 
     Returns a history dict with the iterations of each evaluation, the train loss (smoothed),
-    the validation losses for each entry of ``val_data``, wall time and tokens/s.
+    the validation losses for each entry of ``val_data``, wall time and tokens/s, the iterations
+    trained (``iters_trained``) and, for ``cfg.stop == "best"``, the iteration whose weights are
+    returned (``best_iter``: the best loss on the first entry of ``val_data``).
     ``progress=None`` shows a tqdm bar only when stderr is a terminal.
     """
     if progress is None:
         progress = sys.stderr.isatty()
+    if cfg.stop == "best" and not val_data:
+        raise ValueError("stop='best' needs val_data (the held-out split whose best loss is kept)")
     device = next(model.parameters()).device
     T = model.config.block_size
     opt = configure_optimizer(model, cfg)
     model.train()
     hist: dict = {"iter": [], "train_loss": [], "val": {k: [] for k in (val_data or {})}}
     ema = None
+    best_loss, best_iter, best_state, bad = math.inf, None, None, 0
+    key = next(iter(val_data)) if val_data else None
+    it = -1
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.max_iters), desc=desc, disable=not progress, leave=False)
     for it in bar:
@@ -146,9 +189,22 @@ def train(
             for k, d in (val_data or {}).items():
                 hist["val"][k].append(evaluate_loss(model, d, cfg.eval_windows))
             bar.set_postfix(loss=f"{ema:.3f}")
+            if cfg.stop == "best":
+                v = hist["val"][key][-1]
+                if v < best_loss:
+                    best_loss, best_iter, bad = v, it + 1, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad += 1
+                    if bad >= cfg.patience:
+                        break
     bar.close()
     wall = time.perf_counter() - t0
+    if best_state is not None:
+        model.load_state_dict(best_state)
     hist["wall_s"] = wall
-    hist["tokens_per_s"] = cfg.max_iters * cfg.batch_size * T / wall
+    hist["iters_trained"] = it + 1
+    hist["best_iter"] = best_iter
+    hist["tokens_per_s"] = (it + 1) * cfg.batch_size * T / wall
     model.eval()
     return hist
