@@ -154,3 +154,52 @@ def test_support_bridge_on_order_one_iid_text():
     d = np.array(b["support_measured"]) - np.array(b["support_predicted"])
     assert np.all(np.abs(d) <= 4 * np.array(b["support_se"]) + 1e-12), (d, b["support_se"])
     assert b["support_measured"][-1] < b["support_measured"][0] - 0.3  # support is lost: the check binds
+
+
+def test_tempered_law_is_chapter_7s_temperature_transform():
+    from collapse_lib.gpt.ngram import tempered
+
+    P = np.array([[0.5, 0.3, 0.2, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    w = P[0, :3] ** 2
+    assert np.allclose(tempered(P, 0.5)[0], np.r_[w / w.sum(), 0.0])  # p^(1/T), zeros stay zero
+    assert tempered(P, 0.5)[1].tolist() == [1.0, 0.0, 0.0, 0.0]  # a Dirac mass is a fixed point
+    assert tempered(P, 1.0) is P
+    for bad in (0.0, -0.5, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            tempered(P, bad)
+
+
+def test_predicted_S_tempered_checks_its_arguments():
+    from collapse_lib.gpt.ngram import predicted_S_tempered
+
+    assert predicted_S_tempered(np.array([0.5]), np.array([4.0]))[0] == pytest.approx(1 - 0.75 * 0.5)
+    with pytest.raises(ValueError, match="n_j"):
+        predicted_S_tempered(np.array([0.5]), np.array([0.0]))
+    with pytest.raises(ValueError, match="same shape"):
+        predicted_S_tempered(np.array([0.5, 0.2]), np.array([3.0]))
+    with pytest.raises(ValueError, match="collision"):
+        predicted_S_tempered(np.array([1.5]), np.array([3.0]))
+
+
+def test_tempered_bridge_predicts_a_cold_chain_where_the_unbiased_formula_fails():
+    """k = 1 on i.i.d. text sampled at T = 0.8: (B1T), one step from each context's measured law,
+    matches the measured mean S within standard errors; (B1) misses it by many."""
+    rng = np.random.default_rng(6)
+    chains = [run_chain(_iid_streams(rng, 50, 20), 1, len(P0), 5, "fully", 50, rng, temperature=0.8)
+              for _ in range(60)]
+    b = bridge_fully(chains)
+    assert b["formula"] == "B1T"
+    meas = np.array(b["measured"])
+    zT = (meas - np.array(b["predicted_tempered"]))[1:] / np.array(b["se_tempered"])[1:]
+    zB1 = (meas - np.array(b["predicted"]))[1:] / np.array(b["se"])[1:]
+    assert np.abs(zT).max() < 4, zT
+    assert zB1.max() > 8, zB1  # the unbiased formula is wrong here: the check binds
+    # at T = 1 both formulas apply and (B1T) is the one-step form of (B1)
+    rng = np.random.default_rng(7)
+    warm = [run_chain(_iid_streams(rng, 30, 20), 1, len(P0), 4, "fully", 30, rng) for _ in range(40)]
+    bw = bridge_fully(warm)
+    assert bw["formula"] == "B1"
+    for ch in warm:
+        assert np.array_equal(ch["S_tempered"], ch["S"], equal_nan=True)
+    d = np.array(bw["measured"]) - np.array(bw["predicted_tempered"])
+    assert np.all(np.abs(d[1:]) < 4 * np.array(bw["se_tempered"][1:]) + 1e-12), d

@@ -28,6 +28,19 @@ frequencies and ``lam_j = N/(N + n_j)``. Taking expectations of ``S_j`` and of `
 
 a linear recursion that reduces to Theorem 2 (corrected eq. (9)) for constant ``n_j = n``,
 ``N(c) = N`` (tested).
+
+Tempered sampling (B1T)
+-----------------------
+At temperature ``T != 1`` the characters that follow ``c`` in generation ``j``'s data are drawn from
+``D_T p^(j-1)(.|c)``, with ``D_T(p)_x = p_x^(1/T) / sum_y p_y^(1/T)`` (Chapter 7), not from
+``p^(j-1)(.|c)``: (B1) no longer holds. The same binomial second moment, taken with the tempered law
+(Chapter 7's lemma on the conditional mean under decoding, applied per context), gives
+
+    E[1 - S_j(c) | p^(j-1)(.|c), n_j(c)] = (1 - 1/n_j(c)) (1 - sigma(D_T p^(j-1)(.|c))),     (B1T)
+
+``sigma(q) = sum_x q_x^2``. It is not linear in ``S_{j-1}``, so it is used one step at a time, from
+each context's measured ``p^(j-1)(.|c)`` (:func:`predicted_S_tempered`); for ``T = 1`` it is the
+one-step form of (B1). ``ngram.json`` labels which formula applies to each chain.
 """
 
 from __future__ import annotations
@@ -38,6 +51,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..decoding import apply_decoding
+
+#: the per-context predictions of :func:`bridge_fully` / :func:`bridge_partially` (``ngram.json``)
+FORMULAS: dict[str, str] = {
+    "B1": "unbiased sampling, iterated from generation 1: E[1 - S_m] = (1 - S_1) prod_{j=2..m} (1 - 1/n_j)",
+    "B1T": "tempered sampling, one step from the measured p^(j-1): "
+           "E[1 - S_j | p^(j-1)] = (1 - 1/n_j) (1 - sigma(D_T p^(j-1)))",
+    "B2": "partially synthetic, unbiased sampling: the affine recursion of E[S_j] and E[<r, p^(j)>]",
+}
 
 
 def context_codes(streams: np.ndarray, k: int, vocab_size: int) -> np.ndarray:
@@ -68,6 +91,18 @@ def _last_codes(streams: np.ndarray, t: int, j: int, vocab_size: int) -> np.ndar
     for i in range(t - j, t):
         codes = codes * base + (streams[:, i] if i >= 0 else vocab_size)
     return codes
+
+
+def tempered(P: np.ndarray, temperature: float) -> np.ndarray:
+    """Rows of ``P`` under temperature ``T``: ``D_T(p)_x = p_x^(1/T) / sum_y p_y^(1/T)``, zeros stay
+    zero (Chapter 7's definition; :func:`collapse_lib.decoding.apply_decoding`, in the log domain).
+    ``T = 1`` returns ``P`` itself."""
+    if not (isinstance(temperature, (int, float, np.floating)) and np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    P = np.asarray(P, dtype=float)
+    if temperature == 1.0 or P.size == 0:
+        return P
+    return apply_decoding(P, float(temperature), check=False)
 
 
 @dataclass
@@ -125,12 +160,7 @@ class CountModel:
                     if data is None:
                         raise RuntimeError("sampling reached an unseen context: pass the training data for back-off")
                     model = CountModel.fit(data, j, self.vocab_size)
-                P = model.probs()
-                if temperature != 1.0:
-                    with np.errstate(divide="ignore"):
-                        P = np.where(P > 0, P ** (1.0 / temperature), 0.0)
-                    P /= P.sum(axis=1, keepdims=True)
-                tables[j] = (model, np.cumsum(P, axis=1))
+                tables[j] = (model, np.cumsum(tempered(model.probs(), temperature), axis=1))
             return tables[j]
 
         backoffs = 0
@@ -191,6 +221,21 @@ class CountModel:
 
 
 # ----------------------------------------------------------------------------- theory per context
+def predicted_S_tempered(S_prev_tempered: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """(B1T), one step: ``E[S_j | p^(j-1), n_j] = 1 - (1 - 1/n_j)(1 - sigma(D_T p^(j-1)))``,
+    elementwise, from ``S_prev_tempered = sigma(D_T p^(j-1)(.|c))`` (the collision probability of the
+    tempered law the data of generation ``j`` are drawn from) and the counts ``n = n_j(c) >= 1``."""
+    St = np.asarray(S_prev_tempered, dtype=float)
+    n = np.asarray(n, dtype=float)
+    if St.shape != n.shape:
+        raise ValueError(f"S_prev_tempered and n must have the same shape, got {St.shape} and {n.shape}")
+    if (n < 1).any():
+        raise ValueError("every n_j must be >= 1 (the context must occur)")
+    if ((St < 0) | (St > 1 + 1e-12)).any():
+        raise ValueError("S_prev_tempered must lie in [0, 1] (a collision probability)")
+    return 1.0 - (1.0 - 1.0 / n) * (1.0 - St)
+
+
 def predicted_S_fully(S1: np.ndarray, n: np.ndarray) -> np.ndarray:
     """(B1) iterated: ``E[S_m] = 1 - (1 - S_1) prod_{j=2}^m (1 - 1/n_j)`` for each context (rows),
     with ``n[:, j-2] = n_j`` for ``j = 2..m``; returns ``(contexts, m)`` with column 0 = ``S_1``."""
@@ -267,9 +312,11 @@ def run_chain(real: np.ndarray, k: int, vocab_size: int, generations: int, schem
     Generation 1 is fitted on ``real[:n_streams]``; generation ``m >= 2`` on ``n_streams`` streams
     sampled from generation ``m - 1`` (*fully*) or on the real streams plus those (*partially*).
     Returns, for every generation, the fitted model (if ``keep_models``) and the samples' arrays,
-    plus the per-context trajectories of the generation-1 contexts: ``S[c, m-1]``, the synthetic
-    count ``n[c, m-1]`` (0 for generation 1 and where the context vanished), the real count ``N``
-    and the support ``support[c, m-1]`` (characters with positive probability; ``0`` once gone).
+    plus the per-context trajectories of the generation-1 contexts: ``S[c, m-1]``, the collision
+    probability ``S_tempered[c, m-1]`` of the tempered law ``D_T p^(m)(.|c)`` that generation
+    ``m + 1``'s data are drawn from (equal to ``S`` at ``T = 1``), the synthetic count ``n[c, m-1]``
+    (0 for generation 1 and where the context vanished), the real count ``N`` and the support
+    ``support[c, m-1]`` (characters with positive probability; ``0`` once gone).
     """
     if scheme not in ("fully", "partially"):
         raise ValueError(f"scheme must be 'fully' or 'partially', got {scheme!r}")
@@ -281,12 +328,14 @@ def run_chain(real: np.ndarray, k: int, vocab_size: int, generations: int, schem
     ref = model.codes
     C = len(ref)
     S = np.zeros((C, generations))
+    St = np.zeros((C, generations))
     n = np.zeros((C, generations))
     sup = np.zeros((C, generations))
     Nreal = model.totals.astype(float)
     counts1 = model.counts.copy()
     P = model.probs()
     S[:, 0], sup[:, 0] = (P**2).sum(axis=1), (P > 0).sum(axis=1)
+    St[:, 0] = (tempered(P, temperature) ** 2).sum(axis=1)
     models = [model] if keep_models else []
     datas = [base_real] if keep_models else []
     samples = []
@@ -304,6 +353,8 @@ def run_chain(real: np.ndarray, k: int, vocab_size: int, generations: int, schem
         P = model.probs()
         S[alive, m - 1] = (P[rows[alive]] ** 2).sum(axis=1)
         S[~alive, m - 1] = np.nan
+        St[alive, m - 1] = (tempered(P[rows[alive]], temperature) ** 2).sum(axis=1)
+        St[~alive, m - 1] = np.nan
         sup[alive, m - 1] = (P[rows[alive]] > 0).sum(axis=1)
         srow = syn_model.lookup(ref)
         n[:, m - 1] = np.where(srow >= 0, syn_model.totals[srow.clip(0)], 0)
@@ -313,7 +364,8 @@ def run_chain(real: np.ndarray, k: int, vocab_size: int, generations: int, schem
     synth, b = model.sample(n_streams, T, start, rng, temperature, data)
     samples.append(synth)
     backoffs.append(b)
-    return {"S": S, "n": n, "N": Nreal, "counts1": counts1, "support": sup, "models": models, "data": datas, "samples": samples,
+    return {"S": S, "S_tempered": St, "temperature": float(temperature), "n": n, "N": Nreal, "counts1": counts1,
+            "support": sup, "models": models, "data": datas, "samples": samples,
             "backoff_fraction": [b / (n_streams * T) for b in backoffs]}
 
 
@@ -332,16 +384,25 @@ def bridge_fully(chains: list[dict], m_max: int | None = None) -> dict:
     ``(1 - S_j) - (1 - 1/n_j)(1 - S_{j-1})``, whose mean must be 0 if (B1) holds, and the support
     comparison of :func:`_support_bridge`.
 
-    Returns arrays over ``m = 1..m_max``: ``measured``, ``predicted``, ``se`` (standard error of
-    the mean difference over chains), ``contexts`` (mean number of contexts used), and
-    ``residual``, ``residual_se`` for the one-step check (all steps pooled, per chain means)."""
+    Returns arrays over ``m = 1..m_max``: ``measured``, ``predicted`` ((B1), which assumes unbiased
+    sampling), ``se`` (standard error of the mean difference over chains), ``predicted_tempered`` and
+    ``se_tempered`` ((B1T), one step from each context's measured ``p^(m-1)``; the prediction for a
+    chain sampled at ``T != 1``), ``formula`` (``"B1"`` or ``"B1T"``: the one that applies to these
+    chains' temperature), ``contexts`` (mean number of contexts used), and ``residual``,
+    ``residual_se`` for the one-step check of (B1) (all steps pooled, per chain means)."""
     gens = chains[0]["S"].shape[1] if m_max is None else m_max
-    meas, pred, counts, res_chain = [], [], [], []
+    temps = {float(ch.get("temperature", 1.0)) for ch in chains}
+    if len(temps) != 1:
+        raise ValueError(f"chains must share one temperature, got {sorted(temps)}")
+    meas, pred, predT, counts, res_chain = [], [], [], [], []
     for ch in chains:
         S, n = ch["S"][:, :gens], ch["n"][:, :gens]
+        St = ch.get("S_tempered", ch["S"])[:, :gens]
         alive = np.isfinite(S).all(axis=1) & (n[:, 1:] > 0).all(axis=1)
         meas.append(S[alive].mean(axis=0))
         pred.append(predicted_S_fully(S[alive, 0], n[alive, 1:]).mean(axis=0))
+        predT.append(np.concatenate([S[alive, :1], predicted_S_tempered(St[alive, :-1], n[alive, 1:])],
+                                    axis=1).mean(axis=0))
         counts.append(alive.sum())
         r = []
         for j in range(1, gens):
@@ -349,7 +410,10 @@ def bridge_fully(chains: list[dict], m_max: int | None = None) -> dict:
             r.append((1 - S[ok, j]) - (1 - 1 / n[ok, j]) * (1 - S[ok, j - 1]))
         res_chain.append(np.concatenate(r).mean())
     R = len(chains)
-    return {"m": list(range(1, gens + 1)), **_pooled(meas, pred), "contexts": float(np.mean(counts)),
+    pt = _pooled(meas, predT)
+    return {"m": list(range(1, gens + 1)), **_pooled(meas, pred), "predicted_tempered": pt["predicted"],
+            "se_tempered": pt["se"], "formula": "B1" if temps == {1.0} else "B1T",
+            "contexts": float(np.mean(counts)),
             **_support_bridge(chains, gens), "residual": float(np.mean(res_chain)),
             "residual_se": float(np.std(res_chain, ddof=1) / np.sqrt(R)) if R > 1 else 0.0}
 
@@ -380,17 +444,26 @@ def bridge_partially(chains: list[dict]) -> dict:
         meas.append(S[ok].mean(axis=0))
         pred.append(predicted_S_partially(S[ok, 0], N[ok], n[ok, 1:]).mean(axis=0))
         counts.append(ok.sum())
-    return {"m": list(range(1, gens + 1)), **_pooled(meas, pred), "contexts": float(np.mean(counts))}
+    temps = {float(ch.get("temperature", 1.0)) for ch in chains}
+    # (B2) assumes unbiased sampling; no partially synthetic chain of the runs samples at T != 1
+    return {"m": list(range(1, gens + 1)), **_pooled(meas, pred), "contexts": float(np.mean(counts)),
+            "formula": "B2" if temps == {1.0} else "B2 (assumes T = 1: no prediction for this temperature)"}
 
 
 # ----------------------------------------------------------------------------- the experiment
 def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8), seeds: int = 5,
-                         xent_seeds: int = 2) -> dict:
+                         xent_seeds: int = 2, chains: list[dict] | None = None,
+                         dest: str | Path | None = None) -> dict:
     """Every chain of the GPT run ``out`` (same real set, sizes, temperatures, generations and
     evaluation contexts), with order-``k`` count models in place of the GPT, ``seeds`` chains
-    each. Needs the run's ``p0`` stage. Writes and returns ``out/ngram.json``: per order and
-    chain, the per-generation means and standard errors over seeds of the GPT chapter's metrics,
-    and the per-context bridge to Theorems 1 and 2 (:func:`bridge_fully`, :func:`bridge_partially`).
+    each. Needs the run's ``p0`` stage. Writes and returns ``dest`` (default ``out/ngram.json``):
+    per order and chain, the per-generation means and standard errors over seeds of the GPT
+    chapter's metrics, and the per-context bridge to Theorems 1 and 2 (:func:`bridge_fully`,
+    :func:`bridge_partially`; each labelled with the formula of :data:`FORMULAS` that applies).
+    ``chains`` (dicts with keys name, scheme, n, temperature, as in a run's ``config.json``)
+    replaces the run's own chains: a count model needs only the run's ``p0`` stage, so the chains
+    of another run with the same ``p^(0)`` can be pushed through it (the random streams depend on
+    the run seed, the order, the chain's name and the seed, so they are reproduced exactly).
     The cross-entropy under ``p^(0)`` needs a GPT forward pass, so it is computed for the first
     ``xent_seeds`` seeds only."""
     import torch
@@ -418,9 +491,17 @@ def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8)
     P0 = ck0["p0"].numpy()
     rare = np.array(ck0["rare"], dtype=bool)
     V, T = cfg.model.vocab_size, cfg.model.block_size
-    result: dict = {"orders": list(orders), "seeds": seeds, "generations": cfg.generations, "chains": {}}
+    if chains is None:
+        todo = list(cfg.chains)
+    else:
+        from .runner import Chain
+
+        todo = [Chain(name=c["name"], scheme=c["scheme"], n=int(c["n"]), temperature=float(c.get("temperature", 1.0)))
+                for c in chains]
+    result: dict = {"orders": list(orders), "seeds": seeds, "generations": cfg.generations, "formulas": FORMULAS,
+                    "p0_run": str(out), "chains": {}}
     for k in orders:
-        for chain in cfg.chains:
+        for chain in todo:
             n_streams = -(-chain.n // T)
             rows = []
             runs = []
@@ -450,13 +531,15 @@ def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8)
             summary = _summarise(rows)
             bridge = bridge_fully(runs) if chain.scheme == "fully" else bridge_partially(runs)
             surv = [np.nanmean(r["support"], axis=0).tolist() for r in runs]
-            result["chains"][f"k{k}/{chain.name}"] = {"k": k, "chain": chain.name, "metrics": summary,
+            result["chains"][f"k{k}/{chain.name}"] = {"k": k, "chain": chain.name, "scheme": chain.scheme, "n": chain.n,
+                                                     "temperature": chain.temperature, "metrics": summary,
                                                      "bridge": bridge,
                                                      "support_generation1_contexts": np.mean(surv, axis=0).tolist()}
     result["wall_s"] = time.perf_counter() - t_start
-    tmp = out / "ngram.json.tmp"
+    dest = out / "ngram.json" if dest is None else Path(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out / "ngram.json")
+    tmp.replace(dest)
     return result
 
 
