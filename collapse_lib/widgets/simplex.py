@@ -57,7 +57,7 @@ def simplex_figure(
     for k in range(min(contexts, 6)):
         xy = plotting.simplex_xy(hist[k])
         left.plot(xy[:, 0], xy[:, 1], color="0.6", lw=0.4, zorder=1)
-    left.legend(loc="upper right", fontsize=8, frameon=False)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
     left.set_title(f"next-token distributions of {contexts} contexts")
 
     plotting.plot_runs(right, res.max_prob, label="mean over contexts")
@@ -65,7 +65,7 @@ def simplex_figure(
     right.set_ylabel(r"largest probability $\|p^{(m)}\|_\infty$")
     right.set_ylim(0.3, 1.02)
     right.set_title(f"fully synthetic, n = {n}")
-    right.legend(loc="lower right", fontsize=8)
+    right.legend(loc="lower right")
 
     summary = {
         "n": n,
