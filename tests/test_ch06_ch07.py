@@ -211,8 +211,41 @@ def test_compare_schemes_and_figure4_small():
         W.compare_schemes(schemes=())
     with pytest.raises(ValueError):
         W.compare_schemes(schemes=("fully synthetic", "unknown"))
-    fig, cols = W.figure4(columns=(("fully synthetic", 1), ("random pool", 1)), n=5, generations=20, runs=5)
-    assert len(fig.axes) == 6 and len(cols) == 2
-    assert np.all(cols[0].times > 0)  # fully synthetic is run until absorption
-    with pytest.raises(ValueError):
-        W.figure4(columns=())
+    cols = W.figure4_runs(columns=(("fully synthetic", 1), ("random pool", 1)), n=5, generations=20, runs=5)
+    assert len(cols) == 2 and np.all(cols[0].times > 0)  # fully synthetic is run until absorption
+    for row in W.FIGURE4_ROWS:
+        fig = W.figure4_row(cols, row)
+        assert fig.get_size_inches()[0] <= 8.0 + 1e-9
+        assert sum(ax.get_visible() for ax in fig.axes) == 2
+    with pytest.raises(ValueError, match="columns"):
+        W.figure4_runs(columns=())
+    with pytest.raises(ValueError, match="row"):
+        W.figure4_row(cols, "histogram")
+    with pytest.raises(ValueError, match="runs4"):
+        W.figure4_row([], "sigma")
+
+
+def test_figure4_rows_are_readable_and_light():
+    """Four schemes on a 2 x 2 grid (never more than 2 panels side by side); the per-run lines are
+    rasterised so that the SVG stays small; histograms keep their own time axes."""
+    import io
+
+    cols = W.figure4_runs(n=10, generations=60, runs=20)
+    for row in W.FIGURE4_ROWS:
+        fig = W.figure4_row(cols, row)
+        pos = {(round(ax.get_position().x0, 2)) for ax in fig.axes if ax.get_visible()}
+        assert len(pos) == 2 and len(fig.axes) == 4
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg")
+        assert buf.tell() < 400_000, (row, buf.tell())
+    fig = W.figure4_row(cols, "times")
+    assert fig.axes[0].get_xlim() != fig.axes[2].get_xlim()
+
+
+def test_scheme_widget_caption_numbers():
+    fig, info = W.scheme_widget(scheme="fully synthetic", n=5, generations=60, runs=20)
+    assert set(info) == {"label", "collapsed", "mean_T", "sigma_end", "base_end"}
+    assert info["collapsed"].endswith("%") and "±" in info["mean_T"] and "±" in info["sigma_end"]
+    assert info["collapsed"] == "100%" and info["base_end"] == "1.000"  # n = 5: every run collapses by 60
+    _, info = W.scheme_widget(scheme="accumulate", n=50, generations=5, runs=5)
+    assert info["mean_T"] == "none" and info["collapsed"] == "0%"

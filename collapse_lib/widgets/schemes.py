@@ -8,13 +8,15 @@
   the first generation at which p^(m) is a Dirac mass otherwise.
 * :func:`accumulate_subsample_S` is the closed form for S_m under accumulate-subsample
   derived in Chapter 6 (Proposition "accumulate-subsample").
-* :func:`figure4` draws the course's version of the paper's Figure 4 (Seddik et al.,
-  2024, Sec. 9.2): sigma_m, the drift ||p^(m) - p^(1)||_1 and the collapse-time histogram
-  for several schemes side by side.
+* :func:`figure4_runs` simulates the columns of the paper's Figure 4 (Seddik et al., 2024,
+  Sec. 9.2) and :func:`figure4_row` draws one of its rows (sigma_m, the drift
+  ||p^(m) - p^(1)||_1, or the collapse-time histograms) as a figure of its own, the
+  schemes on a 2 x 2 grid, so that each figure makes one point and stays readable.
 * :func:`compare_schemes` puts the mean curves of all schemes on one figure at equal
   compute (n fresh samples per generation).
 * :func:`scheme_figure` is the widget function of Chapters 6 and 7: one scheme, its runs,
-  its mean, the closed form where one exists and the fully synthetic mean for reference.
+  its mean, the closed form where one exists and the fully synthetic mean for reference;
+  :func:`scheme_widget` is the same figure with the numbers its kernel-free caption states.
 """
 
 from __future__ import annotations
@@ -52,9 +54,12 @@ __all__ = [
     "theory_S",
     "SchemeRun",
     "run_scheme",
-    "figure4",
+    "figure4_runs",
+    "figure4_row",
+    "FIGURE4_ROWS",
     "compare_schemes",
     "scheme_figure",
+    "scheme_widget",
 ]
 
 #: scheme names accepted by :func:`make_scenario` (all draw n fresh samples per generation).
@@ -242,6 +247,14 @@ def run_scheme(
     return SchemeRun(scheme, int(K), res, collapse_times(scheme, res))
 
 
+def _rasterize_runs(ax) -> None:
+    """Draw the thin per-run lines of :func:`plot_runs` (unlabelled) as an image inside the SVG:
+    a hundred runs of 500 generations would otherwise be megabytes of vector paths."""
+    for line in ax.get_lines():
+        if line.get_label().startswith("_"):
+            line.set_rasterized(True)
+
+
 def _hist(ax, run: SchemeRun, generations: int) -> None:
     t = run.times[run.times > 0]
     if t.size == 0:
@@ -250,16 +263,20 @@ def _hist(ax, run: SchemeRun, generations: int) -> None:
     else:
         ax.hist(t, bins=20, color=RUN_COLOR, edgecolor="0.3", lw=0.5)
         ax.axvline(t.mean(), color=MEAN_COLOR, lw=2, label=f"mean {t.mean():.0f}")
-        ax.legend(fontsize=8)
+        ax.legend(loc="upper right")
     if run.scheme not in _ABSORBING:
         ax.set_xlim(0, generations)
     word = "absorbed" if run.scheme in _ABSORBING else "hit a Dirac mass"
-    ax.set_title(f"{run.collapsed_fraction:.0%} of runs {word}", fontsize=9)
+    ax.set_title(f"{run.label}: {run.collapsed_fraction:.0%} {word}")
     ax.set_xlabel("collapse time $T$")
     ax.set_ylabel("runs")
 
 
-def figure4(
+#: the rows of the paper's Figure 4, one figure each in the course (see :func:`figure4_row`).
+FIGURE4_ROWS: tuple[str, ...] = ("sigma", "drift", "times")
+
+
+def figure4_runs(
     columns: Sequence[tuple[str, int]] = (("fully synthetic", 1), ("most recent K", 5),
                                           ("most recent K", 10), ("random pool", 1)),
     n: int = 10,
@@ -267,36 +284,62 @@ def figure4(
     runs: int = 100,
     seed: int = 4,
     p0: np.ndarray | None = None,
-) -> tuple[Figure, list[SchemeRun]]:
-    """Course version of the paper's Figure 4: one column per (scheme, K).
+) -> list[SchemeRun]:
+    """Simulate the columns of the paper's Figure 4: one :class:`SchemeRun` per (scheme, K).
 
-    Rows: sigma_m (one line per run + red mean), the drift ||p^(m) - p^(1)||_1, and the
-    histogram of collapse times with its mean (red). Absorbing schemes are run until
-    absorption (``until_collapse``), so their histograms are not cut at `generations`;
-    the dotted line marks `generations`. Column j is seeded with ``[seed, j]``.
+    Absorbing schemes are run until absorption (``until_collapse``), so their collapse times
+    are not censored at `generations`. Column j is seeded with ``[seed, j]``.
     """
     if len(columns) == 0:
         raise ValueError("columns must list at least one (scheme, K) pair")
-    fig, axes = new_axes(ncols=len(columns), nrows=3, width=3.3, height=2.6)
-    axes = np.asarray(axes).reshape(3, len(columns))
-    out = []
-    for j, (scheme, K) in enumerate(columns):
-        run = run_scheme(scheme, n, K, generations, runs, seed=[seed, j], p0=p0, until_collapse=True)
-        out.append(run)
+    if len(columns) > 4:
+        raise ValueError(f"at most 4 columns fit the 2 x 2 grid of figure4_row, got {len(columns)}")
+    return [run_scheme(scheme, n, K, generations, runs, seed=[seed, j], p0=p0, until_collapse=True)
+            for j, (scheme, K) in enumerate(columns)]
+
+
+def figure4_row(runs4: Sequence[SchemeRun], row: str) -> Figure:
+    """One row of the paper's Figure 4 as a figure: one panel per scheme, on a 2 x 2 grid.
+
+    ``row`` is ``"sigma"`` (sigma_m: one thin line per run, the red mean), ``"drift"``
+    (||p^(m) - p^(1)||_1, same layout) or ``"times"`` (histogram of the collapse times of
+    :func:`collapse_times` with its mean; a dotted line marks the recorded horizon when an
+    absorbing scheme ran past it). The panels of a row share their y axis.
+    """
+    if row not in FIGURE4_ROWS:
+        raise ValueError(f"row must be one of {FIGURE4_ROWS}, got {row!r}")
+    if not 1 <= len(runs4) <= 4 or not all(isinstance(r, SchemeRun) for r in runs4):
+        raise ValueError("runs4 must hold 1 to 4 SchemeRun objects (from figure4_runs)")
+    ncols = 1 if len(runs4) == 1 else 2
+    nrows = math.ceil(len(runs4) / ncols)
+    shared = row != "times"  # histograms keep their own axes: collapse times differ by a factor 30
+    fig, axes = new_axes(ncols=ncols, nrows=nrows, height=2.7, sharey=shared, sharex=shared)
+    axes = np.atleast_1d(axes).ravel()
+    for ax, run in zip(axes, runs4):
         r = run.result
-        plot_runs(axes[0, j], r.sigma)
-        axes[0, j].set_title(run.label if scheme != "fully synthetic" else "fully synthetic (K=1)")
-        axes[0, j].set_ylim(0, 1.02)
-        plot_runs(axes[1, j], r.drift_first[:, 1:], x=np.arange(1, r.generations + 1))
-        for i in (0, 1):
-            axes[i, j].set_xlabel("generation $m$")
-        axes[0, j].set_ylabel(r"$\sigma_m$")
-        axes[1, j].set_ylabel(r"$\|p^{(m)} - p^{(1)}\|_1$")
-        _hist(axes[2, j], run, generations)
-        if scheme in _ABSORBING and np.any(run.times > generations):
-            axes[2, j].axvline(generations, color="0.4", ls=":", lw=1)
-    fig.suptitle(f"Figure 4 (course version): n = {n}, {runs} runs, {generations} generations", fontsize=10)
-    return fig, out
+        G = r.generations
+        if row == "sigma":
+            plot_runs(ax, r.sigma)
+            _rasterize_runs(ax)
+            ax.set_ylim(0, 1.02)
+            ax.set_ylabel(r"$\sigma_m$")
+        elif row == "drift":
+            plot_runs(ax, r.drift_first[:, 1:], x=np.arange(1, G + 1))
+            _rasterize_runs(ax)
+            ax.set_ylabel(r"$\|p^{(m)} - p^{(1)}\|_1$")
+        else:
+            _hist(ax, run, G)
+            if run.scheme in _ABSORBING and np.any(run.times > G):
+                ax.axvline(G, color="0.4", ls=":", lw=1.2)
+        if row != "times":
+            ax.set_title(run.label if run.scheme != "fully synthetic" else "fully synthetic (K = 1)")
+            ax.set_xlabel("generation $m$")
+    for ax in axes[len(runs4):]:
+        ax.set_visible(False)
+    if shared:
+        for ax in axes[:len(runs4)]:
+            ax.label_outer()
+    return fig
 
 
 def compare_schemes(
@@ -321,7 +364,7 @@ def compare_schemes(
         _check_scheme(sc)
     p = default_p0() if p0 is None else dist.validate(p0, name="p0")
     S0 = float(np.dot(p, p))
-    fig, axes = new_axes(ncols=3, width=4.0, height=3.2)
+    fig, axes = new_axes(ncols=3, height=3.0)
     gens = np.arange(generations + 1)
     out: dict[str, SchemeRun] = {}
     for j, sc in enumerate(schemes):
@@ -337,13 +380,13 @@ def compare_schemes(
         axes[2].plot(gens, (r.max_prob >= 1 - 1e-12).mean(axis=0), color=col, label=run.label)
     axes[0].set_ylabel(r"mean $\sigma_m$ (dashed: closed form)")
     axes[1].set_ylabel(r"mean $\|p^{(m)} - p^{(1)}\|_1$")
-    axes[2].set_ylabel(r"fraction of runs with $p^{(m)}$ a Dirac mass")
+    axes[2].set_ylabel(r"fraction with $p^{(m)}$ a Dirac mass")
+    ticks = [t for t in (0, 10, 100, 1000, 10_000) if t <= generations]
     for ax in axes:
         ax.set_xlabel("generation $m$")
         ax.set_xscale("symlog", linthresh=10)
-    axes[0].legend(fontsize=8)
-    dec = "" if decoding is None or decoding.is_identity else f", decoding {decoding}"
-    fig.suptitle(f"All schemes at equal compute: n = {n} fresh samples per generation, {runs} runs{dec}", fontsize=10)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+    fig.legend(handles=axes[1].get_lines(), loc="outside lower center", ncols=3)
     return fig, out
 
 
@@ -377,7 +420,7 @@ def scheme_figure(
     p0 = default_p0()
     S0 = float(np.dot(p0, p0))
     gens = np.arange(generations + 1)
-    fig, axes = new_axes(ncols=3, width=3.8, height=3.0)
+    fig, axes = new_axes(ncols=3, height=3.0)
     plot_runs(axes[0], r.sigma)
     th = theory_S(scheme, gens, n, S0, decoding)
     if th is not None:
@@ -393,7 +436,41 @@ def scheme_figure(
     axes[1].set_ylabel(r"$\|p^{(m)} - p^{(1)}\|_1$")
     for ax in axes[:2]:
         ax.set_xlabel("generation $m$")
-        ax.legend(fontsize=7)
+        _rasterize_runs(ax)
     _hist(axes[2], run, generations)
-    fig.suptitle(f"{run.label}, n = {n}, T = {temperature:g}, top-p = {top_p:g}, {runs} runs", fontsize=10)
+    axes[2].set_title(f"{run.collapsed_fraction:.0%} " + ("absorbed" if scheme in _ABSORBING else "hit a Dirac mass"))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3)
     return fig, run
+
+
+def scheme_widget(
+    scheme: str = "most recent K",
+    n: int = 10,
+    K: int = 5,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generations: int = 300,
+    runs: int = 50,
+    seed: int = 0,
+) -> tuple[Figure, dict]:
+    """:func:`scheme_figure` (with the fully synthetic baseline) and the numbers of its frame.
+
+    The dict, for the kernel-free widget's caption, holds ``label``, ``collapsed`` (percentage
+    of runs absorbed or at a Dirac mass within `generations`), ``mean_T`` (their mean collapse
+    time with its standard error, or "none"), ``sigma_end`` (mean sigma at the last generation
+    with its standard error) and ``base_end`` (the same for unbiased fully synthetic).
+    """
+    fig, run = scheme_figure(scheme, n, K, temperature, top_p, generations, runs, seed, baseline=True)
+    sig = run.result.sigma[:, -1]
+    base = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "fully synthetic, T=1"][0].get_ydata()[-1]
+    t, se = run.mean_time()  # run_scheme without until_collapse: every time is within the horizon
+    mean_T = "none" if math.isnan(t) else (f"{t:.0f}" if math.isnan(se) else f"{t:.0f} ± {se:.0f}")
+    info = {
+        "label": run.label,
+        "collapsed": f"{run.collapsed_fraction:.0%}",
+        "mean_T": mean_T,
+        "sigma_end": f"{sig.mean():.3f} ± {sig.std(ddof=1) / math.sqrt(sig.size):.3f}",
+        "base_end": f"{float(base):.3f}",
+    }
+    return fig, info
