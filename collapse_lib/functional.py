@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as V
+from . import theory
 from .distributions import validate
 
 __all__ = [
@@ -56,6 +57,9 @@ __all__ = [
     "refit_noise_free",
     "LinearRun",
     "simulate_linear",
+    "exact_total_collapse_time",
+    "Metastability",
+    "metastability",
 ]
 
 SNAP = 1e-6  # fitted probabilities below this are the numerical trace of an exact zero (lam = 0)
@@ -387,6 +391,7 @@ def simulate_linear(p0, X, scenario, generations: int, runs: int = 1, lam: float
     act = np.arange(R)
     iters = 0
     m_stop = max(G, max_generations) if until_collapse else G
+    last = 0  # last recorded generation
     for m in range(1, m_stop + 1):
         if act.size == 0:
             break
@@ -406,6 +411,7 @@ def simulate_linear(p0, X, scenario, generations: int, runs: int = 1, lam: float
         if m <= G:
             seen[act, m] = np.count_nonzero(F, axis=2)
             hist[:, m] = P
+            last = m
         if absorbing:
             done = dir_rows.all(axis=1)
             total[act[done]] = m
@@ -414,6 +420,8 @@ def simulate_linear(p0, X, scenario, generations: int, runs: int = 1, lam: float
             if N:
                 F_real = F_real[keep]
             W = None if W is None else W[keep]
+    if last < G:  # every run was absorbed before generation G: the later tables are the absorbed ones
+        hist[:, last + 1:] = P[:, None]
     if absorbing:  # frozen runs keep p^(m) (hist was filled from P); their data are one token
         for m in range(2, G + 1):
             seen[(total >= 1) & (total < m), m] = 1
@@ -432,3 +440,93 @@ def simulate_linear(p0, X, scenario, generations: int, runs: int = 1, lam: float
         history=hist,
         newton_iterations=iters,
     )
+
+
+# ----------------------------------------------------------------------------- exact values at d >= c
+def exact_total_collapse_time(p0, n: int, tol: float = 1e-12) -> float:
+    """Exact E[T_total] for the count model (d >= c, lam = 0, Fully Synthetic): contexts independent.
+
+    T_total = max_j T_j with independent T_j (:func:`fit` is the frequency table, lemma
+    lem-ch08-capacity), so
+
+        E[T_total] = sum_{m >= 0} P(max_j T_j > m) = sum_{m >= 0} [1 - prod_j (1 - P(T_j > m))],   (F3)
+
+    with P(T_j > m) from the exact chain of chapter 3 (:func:`collapse_lib.theory.collapse_time_survival`).
+    The sum is cut at the first m where the bound sum_j P(T_j > m) <= c n (1 - 1/n)^m (eq. (7) of
+    the paper) puts the remaining terms, at most c n^2 (1 - 1/n)^m, below ``tol``.
+    """
+    P = validate(p0, ndim=2, name="p0")
+    n = V.integer("n", n, minimum=1)
+    tol = V.real("tol", tol, low=0.0, low_open=True)
+    if n == 1:
+        return 1.0  # one sample per context: every p^(1) is a Dirac mass
+    c = P.shape[0]
+    m_max = max(1, math.ceil(math.log(tol / (c * n * n)) / math.log1p(-1.0 / n)))
+    surv = np.array([theory.collapse_time_survival(p, n, m_max) for p in P])  # (c, m_max + 1)
+    return float((1.0 - np.prod(1.0 - surv, axis=0)).sum())
+
+
+# ----------------------------------------------------------------------------- metastability (lam > 0)
+@dataclass
+class Metastability:
+    """Output of :func:`metastability`, per run (arrays of shape (runs,)).
+
+    A generation's sample is *collapsed* when the n samples of every context are one token (at
+    lam = 0 and a separable labelling, the fit is then an absorbing Dirac table). ``first``: the first
+    generation m >= 1 with a collapsed sample (``generations + 1`` if none was recorded); ``visits``:
+    generations 1 <= m < G with a collapsed sample; ``escapes``: those followed by a sample that is not
+    collapsed; ``predicted``: the sum over visits of the exact escape probability given p^(m),
+    q = 1 - prod_j sum_k p_jk^n (eq. F4); ``predicted_var``: the sum of q (1 - q)."""
+
+    first: np.ndarray
+    visits: np.ndarray
+    escapes: np.ndarray
+    predicted: np.ndarray
+    predicted_var: np.ndarray
+    generations: int
+
+    def escape_rate(self) -> tuple[float, float]:
+        """Escapes per visit (pooled over runs) and its SE (ratio estimator, runs independent); NaN if no visit."""
+        v, e = self.visits.astype(float), self.escapes.astype(float)
+        if v.sum() == 0:
+            return math.nan, math.nan
+        r = e.sum() / v.sum()
+        R = v.size
+        se = math.sqrt(((e - r * v) ** 2).sum() * R / max(R - 1, 1)) / v.sum()
+        return float(r), float(se)
+
+    def time_to_collapse(self) -> tuple[float, float, float]:
+        """(fraction of runs with a collapsed sample by generation G, restricted mean of
+        min(first, G + 1), its SE over runs)."""
+        f = np.minimum(self.first, self.generations + 1).astype(float)
+        R = f.size
+        return (float(np.mean(self.first <= self.generations)), float(f.mean()),
+                float(f.std(ddof=1) / math.sqrt(R)) if R > 1 else math.nan)
+
+
+def metastability(run: LinearRun, n: int) -> Metastability:
+    """Collapsed samples and escapes from them in a Fully Synthetic run of :func:`simulate_linear`.
+
+    Given p^(m), the next sample is collapsed with probability prod_j sum_k p_jk^n, so a visit at m
+    escapes with probability
+
+        q(p^(m)) = 1 - prod_j sum_k (p_jk^(m))^n,                                        (F4)
+
+    the number the measured escape frequency is compared with. ``n`` is the run's sample size.
+    """
+    if not isinstance(run, LinearRun):
+        raise V.InvalidArgument(f"run must be a LinearRun (from simulate_linear), got {type(run).__name__}")
+    n = V.integer("n", n, minimum=1)
+    G = run.seen.shape[1] - 1
+    if G < 2:
+        raise V.InvalidArgument("run must record at least 2 generations")
+    col = (run.seen == 1).all(axis=2)  # (R, G + 1): sample of generation m collapsed
+    col[:, 0] = False
+    first = np.where(col[:, 1:].any(axis=1), col[:, 1:].argmax(axis=1) + 1, G + 1)
+    vis = col[:, 1:G]  # visits at m = 1 .. G - 1 (the next sample is recorded)
+    esc = vis & ~col[:, 2:]
+    q = 1.0 - np.prod((run.history[:, 1:G] ** n).sum(axis=3), axis=2)  # (R, G - 1), eq. (F4)
+    q = np.clip(q, 0.0, 1.0)
+    return Metastability(first=first, visits=vis.sum(axis=1), escapes=esc.sum(axis=1),
+                         predicted=(q * vis).sum(axis=1), predicted_var=(q * (1 - q) * vis).sum(axis=1),
+                         generations=G)

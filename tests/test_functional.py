@@ -125,6 +125,8 @@ def test_d_equals_c_reproduces_theorem_1(embed):
             assert abs(mu - theory.fully_synthetic_S(m, n, S0)) <= K_SE * se, (j, m)
         mu, se = _mean_se(res.context_collapse[:, j])
         assert abs(mu - theory.exact_collapse_time(P0[j], n)) <= K_SE * se, j
+    mu, se = _mean_se(res.total_collapse)  # total collapse: eq. (F3) from the exact chain
+    assert abs(mu - fn.exact_total_collapse_time(P0, n)) <= K_SE * se
     # total collapse: all contexts collapsed by m, independent contexts: product of rho_m
     for m in (3, 12):
         rho = np.prod([theory.exact_collapse_probability(P0[j], n, m) for j in range(C)])
@@ -186,6 +188,49 @@ def test_d1_absorbing_states_are_separable():
         lab = res.final[r].argmax(axis=1)
         assert len(set(lab[pos])) == 1 and len(set(lab[~pos])) == 1
         assert lab[pos][0] != lab[~pos][0]  # exactly two tokens (one token everywhere is not a limit of the model)
+
+
+def test_history_is_filled_when_every_run_is_absorbed_early():
+    """All runs absorbed long before the last recorded generation: later tables are the absorbed ones."""
+    res = fn.simulate_linear(P0, fn.canonical_embeddings(C), FullySynthetic(3), 200, runs=5, seed=61)
+    assert np.all((res.total_collapse >= 1) & (res.total_collapse < 200))
+    for r in range(5):
+        T = res.total_collapse[r]
+        np.testing.assert_array_equal(res.history[r, T:], np.broadcast_to(res.final[r], res.history[r, T:].shape))
+    assert np.all(np.isfinite(res.entropy)) and np.all(res.seen[:, -1] == 1)
+
+
+def test_exact_total_collapse_time():
+    """(F3): one context is E[T]; c equal contexts is E[max of c i.i.d. T]; a Dirac row changes nothing."""
+    assert abs(fn.exact_total_collapse_time(P0[:1], 6) - theory.exact_collapse_time(P0[0], 6)) < 1e-9
+    rep = np.repeat(P0[:1], 3, axis=0)
+    assert abs(fn.exact_total_collapse_time(rep, 6) - theory.expected_max_collapse_time(P0[0], 6, 3)) < 1e-7
+    with_dirac = np.vstack([P0[:2], [1.0, 0.0, 0.0]])
+    assert abs(fn.exact_total_collapse_time(with_dirac, 6) - fn.exact_total_collapse_time(P0[:2], 6)) < 1e-9
+    assert fn.exact_total_collapse_time(P0, 1) == 1.0
+    with pytest.raises(ValueError, match="n"):
+        fn.exact_total_collapse_time(P0, 0)
+
+
+def test_metastability_escapes_follow_eq_F4():
+    """With a small penalty, escapes from collapsed samples are Bernoulli(q) with q from eq. (F4);
+    without a penalty (canonical X, every labelling separable) a collapsed sample never escapes."""
+    c, n = 6, 5
+    p0 = dirichlet(S, 1.0, seed=71, size=c)
+    X = fn.gaussian_embeddings(c, 2, seed=72)
+    ms = fn.metastability(fn.simulate_linear(p0, X, FullySynthetic(n), 120, runs=40, lam=1e-3, seed=73), n)
+    assert ms.visits.sum() > 100  # the check has power
+    z = (ms.escapes.sum() - ms.predicted.sum()) / math.sqrt(ms.predicted_var.sum())
+    assert abs(z) <= K_SE, z
+    rate, se = ms.escape_rate()
+    assert 0 < rate < 1 and se > 0
+    frac, t_mean, t_se = ms.time_to_collapse()
+    assert 0 < frac <= 1 and 1 <= t_mean <= 121
+    ms0 = fn.metastability(fn.simulate_linear(p0, fn.canonical_embeddings(c), FullySynthetic(n), 60, runs=20,
+                                              seed=74), n)
+    assert ms0.escapes.sum() == 0 and ms0.predicted.sum() == 0 and ms0.visits.sum() > 0
+    with pytest.raises(ValueError, match="run"):
+        fn.metastability("not a run", n)
 
 
 # ----------------------------------------------------------------------------- bad input
