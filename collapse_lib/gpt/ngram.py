@@ -453,7 +453,7 @@ def bridge_partially(chains: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- the experiment
 def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8), seeds: int = 5,
                          xent_seeds: int = 2, chains: list[dict] | None = None,
-                         dest: str | Path | None = None) -> dict:
+                         dest: str | Path | None = None, generations: int | None = None) -> dict:
     """Every chain of the GPT run ``out`` (same real set, sizes, temperatures, generations and
     evaluation contexts), with order-``k`` count models in place of the GPT, ``seeds`` chains
     each. Needs the run's ``p0`` stage. Writes and returns ``dest`` (default ``out/ngram.json``):
@@ -463,7 +463,8 @@ def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8)
     ``chains`` (dicts with keys name, scheme, n, temperature, as in a run's ``config.json``)
     replaces the run's own chains: a count model needs only the run's ``p0`` stage, so the chains
     of another run with the same ``p^(0)`` can be pushed through it (the random streams depend on
-    the run seed, the order, the chain's name and the seed, so they are reproduced exactly).
+    the run seed, the order, the chain's name and the seed, so they are reproduced exactly), and
+    ``generations`` replaces the run's number of generations.
     The cross-entropy under ``p^(0)`` needs a GPT forward pass, so it is computed for the first
     ``xent_seeds`` seeds only."""
     import torch
@@ -478,6 +479,8 @@ def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8)
         raise ValueError(f"orders must be non-negative integers, got {orders!r}")
     if seeds < 2:
         raise ValueError(f"seeds must be >= 2 (standard errors over seeds), got {seeds}")
+    if generations is not None and (not isinstance(generations, int) or generations < 2):
+        raise ValueError(f"generations must be an integer >= 2 or None, got {generations!r}")
     cfg = RunConfig(**json.loads((out / "config.json").read_text()))
     st = StageRunner(cfg, out)
     if not st.done("p0"):
@@ -498,7 +501,8 @@ def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8)
 
         todo = [Chain(name=c["name"], scheme=c["scheme"], n=int(c["n"]), temperature=float(c.get("temperature", 1.0)))
                 for c in chains]
-    result: dict = {"orders": list(orders), "seeds": seeds, "generations": cfg.generations, "formulas": FORMULAS,
+    G = cfg.generations if generations is None else generations
+    result: dict = {"orders": list(orders), "seeds": seeds, "generations": G, "formulas": FORMULAS,
                     "p0_run": str(out), "chains": {}}
     for k in orders:
         for chain in todo:
@@ -507,7 +511,7 @@ def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8)
             runs = []
             for s in range(seeds):
                 rng = np.random.default_rng([cfg.seed, k, zlib_crc(chain.name), s])
-                run = run_chain(real, k, V, cfg.generations, chain.scheme, n_streams, rng, chain.temperature,
+                run = run_chain(real, k, V, G, chain.scheme, n_streams, rng, chain.temperature,
                                 st.start, keep_models=True)
                 gen_rows = []
                 P1 = None

@@ -1,6 +1,6 @@
 """Reading, summarising and plotting a run of :mod:`collapse_lib.gpt.runner` (and its n-gram
-companion ``ngram.json``). Used by chapter 9 on the committed run (``results/gpt/``) and on its
-live demo, and by the tests.
+companion ``ngram.json``). Used by chapter 10 on the committed runs (``results/gpt/`` and the
+controls in ``results/gpt/controls/``) and on its live demo, by chapter 9, and by the tests.
 
 Randomness is summarised where it lives: across training seeds. A chain's value at generation
 ``m`` is the mean over its seeds; its error bar is the standard error over seeds; comparisons
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 #: metric key -> axis label
 METRICS: dict[str, str] = {
@@ -26,6 +27,25 @@ METRICS: dict[str, str] = {
     "xent_p0": r"sample's cross-entropy under $p^{(0)}$",
     "loss_real": "loss on Shakespeare (nats/char)",
     "loss_p0_heldout": r"loss on held-out $p^{(0)}$ text",
+    "passes": "passes over the training data",
+    "icl_copy_gain": "copy gain (nats): 1st - 2nd copy",
+    "icl_context_gain": "context gain (nats): short - long",
+}
+#: metric key -> plain words, for the controls of the widgets and for tables
+METRIC_NAMES: dict[str, str] = {
+    "l1_to_p1": "drift from generation 1",
+    "l1_to_p0": "drift from the ground truth",
+    "entropy": "mean entropy",
+    "max_prob": "mean largest probability",
+    "support": "mean support",
+    "distinct4": "distinct 4-grams of the sample",
+    "rare_rate": "rare characters in the sample",
+    "xent_p0": "sample's cross-entropy under p0",
+    "loss_real": "loss on Shakespeare",
+    "loss_p0_heldout": "loss on held-out p0 text",
+    "passes": "passes over the data",
+    "icl_copy_gain": "copy gain (in-context)",
+    "icl_context_gain": "long-context gain",
 }
 #: chain name -> plotting style
 STYLE: dict[str, dict] = {
@@ -33,7 +53,67 @@ STYLE: dict[str, dict] = {
     "fully_20k": dict(color="#8e44ad", marker="^", label="fully synthetic, n = 20k"),
     "partially_100k": dict(color="#1f5fa8", marker="s", label="partially synthetic, N = n = 100k"),
     "fully_100k_T0.8": dict(color="#d68910", marker="D", label="fully synthetic, n = 100k, T = 0.8"),
+    "partially_50k": dict(color="#17a589", marker="v", label="partially synthetic, N = n = 50k"),
+    "fully_200k": dict(color="#6e2c00", marker="P", label="fully synthetic, n = 200k"),
+    "fully_20k_best": dict(color="#d7bde2", marker="^", label="fully, n = 20k, stopped at best", ls="--"),
+    "fully_100k_best": dict(color="#f1948a", marker="o", label="fully, n = 100k, stopped at best", ls="--"),
 }
+
+
+def load_run_if_present(path: str | Path) -> dict | None:
+    """:func:`load_run`, or ``None`` when the run (e.g. a run still in progress) is not there."""
+    try:
+        return load_run(path)
+    except FileNotFoundError:
+        return None
+
+
+def has_chain(run: dict | None, name: str, generations: int | None = None) -> bool:
+    """Whether ``run`` has chain ``name`` with at least two seeds that completed ``generations``
+    generations (default: all of the run's)."""
+    if run is None or name not in [c["name"] for c in chains(run)]:
+        return False
+    G = run["config"]["generations"] if generations is None else generations
+    done = [s for s in get_chain(run, name)["seeds"] if f"{name}/s{s}/gen{G}" in run["stages"]]
+    return len(done) >= 2
+
+
+def chain_floor(run: dict, name: str) -> dict | None:
+    """The retraining floor that is the null of chain ``name``: the drift between generation-1
+    models trained, with the chain's own training rule, on the same real data as its generation 1
+    (``None`` if the run has no such floor)."""
+    c = get_chain(run, name)
+    rule = ",".join(f"{k}={v}" for k, v in sorted(c.get("train", {}).items()))
+    n = c.get("gen1_n") or c["n"]
+    return run.get("floor", {}).get(f"{n}/{rule}" if rule else str(n))
+
+
+def recipe_passes(iters: int, batch: int, context: int, n: int) -> float:
+    """Passes over ``n`` training characters made by ``iters`` iterations of ``batch`` windows of
+    ``context`` predicted characters: ``iters * batch * context / n`` (characters seen / data)."""
+    for name, v in (("iters", iters), ("batch", batch), ("context", context), ("n", n)):
+        if not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return iters * batch * context / n
+
+
+def overfit_signature(run: dict, chain: str, generations=None) -> tuple[float, float]:
+    """Mean over seeds and generations (default ``2..G``) of (held-out - training loss) at the end
+    of training, and of (final - minimum) held-out loss: the two signatures of over-fitting."""
+    G = run["config"]["generations"]
+    gens = range(2, G + 1) if generations is None else generations
+    gaps, rises = [], []
+    for s in get_chain(run, chain)["seeds"]:
+        for m in gens:
+            st = run["stages"].get(f"{chain}/s{s}/gen{m}")
+            if st is None:
+                continue
+            cu = st["curve"]
+            gaps.append(cu["heldout_loss"][-1] - cu["train_loss"][-1])
+            rises.append(cu["heldout_loss"][-1] - min(cu["heldout_loss"]))
+    if not gaps:
+        raise ValueError(f"chain {chain!r} has no completed stage in generations {list(gens)}")
+    return float(np.mean(gaps)), float(np.mean(rises))
 
 
 def load_run(path: str | Path) -> dict:
@@ -89,14 +169,17 @@ def seed_summary(run: dict, chain: str, key: str) -> tuple[np.ndarray, np.ndarra
     return m, mean, sd / np.sqrt(np.maximum(cnt, 1))
 
 
-def paired_difference(run: dict, a: str, b: str, key: str, m: int) -> tuple[float, float, int]:
+def paired_difference(run: dict, a: str, b: str, key: str, m: int,
+                      run_b: dict | None = None) -> tuple[float, float, int]:
     """Mean over the seeds both chains share of ``key(a) - key(b)`` at generation ``m``, its
-    standard error over those seeds, and their number."""
-    ca, cb = get_chain(run, a), get_chain(run, b)
+    standard error over those seeds, and their number. Chain ``b`` is read from ``run_b`` when
+    given (a second run whose chains share their generation-1 models with ``run``'s, seed by seed)."""
+    rb = run if run_b is None else run_b
+    ca, cb = get_chain(run, a), get_chain(rb, b)
     common = [s for s in ca["seeds"] if s in cb["seeds"]]
     d = []
     for s in common:
-        x, y = run["stages"].get(f"{a}/s{s}/gen{m}"), run["stages"].get(f"{b}/s{s}/gen{m}")
+        x, y = run["stages"].get(f"{a}/s{s}/gen{m}"), rb["stages"].get(f"{b}/s{s}/gen{m}")
         if x is not None and y is not None:
             d.append(x[key] - y[key])
     if not d:
@@ -118,7 +201,8 @@ def floor_band(run: dict, n: int, key: str) -> tuple[float, float] | None:
         fl = floor(run, n)
         return (fl["min"], fl["max"]) if fl else None
     if key == "l1_to_p0":
-        v = [st["l1_to_p0"] for name, st in run["stages"].items() if name.startswith(f"gen1/n{n}/")]
+        v = [st["l1_to_p0"] for name, st in run["stages"].items()
+             if name.startswith(f"gen1/n{n}/") and name.count("/") == 2]
         return (min(v), max(v)) if len(v) > 1 else None
     return None
 
@@ -133,12 +217,18 @@ def plot_metric(run: dict, key: str = "l1_to_p1", ax=None, names=None, band: boo
         _, ax = plt.subplots(figsize=(5.5, 3.8))
     names = [c["name"] for c in chains(run)] if names is None else names
     if band and key in ("l1_to_p1", "l1_to_p0"):
-        for n in sorted({get_chain(run, nm)["n"] for nm in names}):
+        sizes = {}
+        for nm in names:
+            c = get_chain(run, nm)
+            if not c.get("train"):  # chains with their own training rule have their own floor
+                sizes.setdefault(c.get("gen1_n") or c["n"], nm)
+        for n in sorted(sizes):
             b = floor_band(run, n, key)
             if b:
                 what = "retraining floor" if key == "l1_to_p1" else "generation 1 over seeds"
-                ax.axhspan(b[0], max(b[1], b[0] + 1e-3), color="0.5" if n >= 100_000 else "#b59ccf", alpha=0.25,
-                           lw=0, label=f"{what}, n = {n // 1000}k")
+                color = {20_000: "#b59ccf", 200_000: "#c9a27e"}.get(n, "0.5")
+                ax.axhspan(b[0], max(b[1], b[0] + 1e-3), color=color, alpha=0.25, lw=0,
+                           label=f"{what}, n = {n // 1000}k")
     for nm in names:
         st = STYLE.get(nm, {"label": nm})
         m, mean, se = seed_summary(run, nm, key)
@@ -157,7 +247,11 @@ def plot_metric(run: dict, key: str = "l1_to_p1", ax=None, names=None, band: boo
 def legend_below(fig, ax, ncol: int = 3) -> None:
     """One legend for a multi-panel figure, below the panels (taken from ``ax``)."""
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    engine = fig.get_layout_engine()
+    if engine is not None and type(engine).__name__ == "ConstrainedLayoutEngine":  # new_axes figures
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
+        return
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
     fig.tight_layout(rect=(0, 0.04 + 0.03 * (len(labels) // ncol), 1, 1))
 
 
@@ -179,7 +273,7 @@ def plot_curves(run: dict, chain: str, seed: int, ax=None):
         ax.plot(cu["iter"], cu["train_loss"], color=col, ls="--", lw=0.8)
     ax.set_xlabel("training iteration")
     ax.set_ylabel("loss (nats/char)")
-    ax.set_title(STYLE.get(chain, {}).get("label", chain) + f", seed {seed}", fontsize=9)
+    ax.set_title(STYLE.get(chain, {}).get("label", chain) + f", seed {seed}")
     ax.grid(alpha=0.3)
     return ax
 
@@ -207,3 +301,105 @@ def samples(run: dict, chain: str, seed: int, generations=(1, None), width: int 
         if st is not None:
             out[f"generation {g}"] = st["sample_text"][:width]
     return out
+
+
+def bridge_rows(run: dict) -> list[dict]:
+    """One row per (order, chain) of the count-model bridge (``run["ngram"]``), last generation:
+    ``k``, ``chain``, ``temperature``, ``formula`` (the prediction that applies: (B1), (B1T) or
+    (B2), see :data:`collapse_lib.gpt.ngram.FORMULAS`), ``S1``, ``measured`` and ``predicted`` mean
+    ``S`` at the last generation, ``z`` = (measured - predicted) / s.e. over chains, ``ratio`` =
+    measured change of ``S`` / predicted change (for (B1T), whose prediction is one step from the
+    measured previous law, the change over the last step), and, for chains sampled at ``T != 1``,
+    ``z_unbiased`` and ``ratio_unbiased`` of the unbiased formula (B1). Fully synthetic rows also
+    carry ``zres`` (the one-step residual of (B1) in standard errors) and ``sup_miss`` (measured
+    minus predicted support at the end, as a fraction of the support lost)."""
+    if "ngram" not in run:
+        raise ValueError("this run has no ngram.json: run `python -m collapse_lib.gpt ngram --out DIR`")
+    rows = []
+    for e in run["ngram"]["chains"].values():
+        b = e["bridge"]
+        meas = np.array(b["measured"])
+        T = float(e.get("temperature", 0.8 if e["chain"].endswith("T0.8") else 1.0))
+        # a file written before the tempered prediction existed holds (B1)/(B2) only
+        formula = b.get("formula", "B1" if "residual" in b else "B2")
+        row = {"k": e["k"], "chain": e["chain"], "temperature": T, "formula": formula, "S1": float(meas[0])}
+        unb_pred, unb_se = np.array(b["predicted"]), np.array(b["se"])
+        if formula == "B1T":
+            pred, se = np.array(b["predicted_tempered"]), np.array(b["se_tempered"])
+            row["ratio"] = float((meas[-1] - meas[-2]) / (pred[-1] - meas[-2]))
+            row["z_unbiased"] = float((meas[-1] - unb_pred[-1]) / unb_se[-1])
+            row["ratio_unbiased"] = float((meas[-1] - meas[0]) / (unb_pred[-1] - unb_pred[0]))
+        else:
+            pred, se = unb_pred, unb_se
+            row["ratio"] = float((meas[-1] - meas[0]) / (pred[-1] - pred[0]))
+        row.update(measured=float(meas[-1]), predicted=float(pred[-1]), se=float(se[-1]),
+                   z=float((meas[-1] - pred[-1]) / se[-1]))
+        if "residual" in b:
+            row["zres"] = float(b["residual"] / b["residual_se"])
+            lost = b["support_measured"][0] - b["support_measured"][-1]
+            row["sup_miss"] = float((b["support_measured"][-1] - b["support_predicted"][-1]) / lost)
+        rows.append(row)
+    return rows
+
+
+def plot_bridge(run: dict, k: int, chain: str, ax, what: str = "S"):
+    """One panel of the bridge for the order-``k`` count model of ``chain``: measured mean ``S``
+    (``what="S"``) or support (``what="support"``) of the live generation-1 contexts, with error
+    bars of one s.e. of (measured - predicted) over chains, against the prediction(s)."""
+    b = run["ngram"]["chains"][f"k{k}/{chain}"]["bridge"]
+    if what == "S":
+        meas, err = b["measured"], b["se"]
+        preds = [(b["predicted"], "k--", "predicted, unbiased (B1)")]
+        if b.get("formula") == "B1T":
+            err = b["se_tempered"]
+            preds.append((b["predicted_tempered"], "g:", "predicted, tempered (B1T)"))
+        ax.set_ylabel(r"mean $S_m(c)$, live contexts")
+    elif what == "support":
+        meas, err = b["support_measured"], b["support_se"]
+        preds = [(b["support_predicted"], "k--", "predicted (Wright-Fisher)")]
+        ax.set_ylabel("mean support ($p > 0$)")
+    else:
+        raise ValueError(f"what must be 'S' or 'support', got {what!r}")
+    ax.errorbar(b["m"], meas, yerr=err, fmt="o", ms=4, capsize=2, label="measured (count model)")
+    for y, fmt, lab in preds:
+        ax.plot(b["m"], y, fmt, lw=1.6, label=lab)
+    ax.set_xlabel("generation $m$")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return ax
+
+
+def plot_against_count_models(run: dict, key: str, ax, gpt=("fully_100k", "fully_20k", "fully_100k_T0.8"),
+                              k_small: int = 4):
+    """Sample instrument ``key`` (``"distinct4"`` or ``"xent_p0"``) of the GPT chains ``gpt`` (colours)
+    against the count models of every order pushed through ``fully_100k`` (grey) and the order
+    ``k_small`` model through ``fully_20k`` (violet); dotted green: the real set."""
+    for name in gpt:
+        st = STYLE[name]
+        m, v, se = seed_summary(run, name, key)
+        ax.errorbar(m, v, yerr=np.nan_to_num(se), color=st["color"], marker=st["marker"], ms=4, lw=1.6,
+                    label="GPT: " + st["label"])
+    for k, ls in zip(run["ngram"]["orders"], ("-", "--", "-.", ":")):
+        m, v, se = ngram_summary(run, k, "fully_100k", key)
+        ax.errorbar(m, v, yerr=se, color="0.45", ls=ls, lw=1.1, label=f"count model k = {k}, n = 100k")
+    m, v, se = ngram_summary(run, k_small, "fully_20k", key)
+    ax.errorbar(m, v, yerr=se, color="#b59ccf", ls="--", lw=1.3, label=f"count model k = {k_small}, n = 20k")
+    ax.axhline(run["stages"]["p0"][key], color="#2e8b57", lw=1.2, ls=(0, (1, 3)), label="real set (samples of $p^{(0)}$)")
+    ax.set_xlabel("generation $m$")
+    ax.set_ylabel(METRICS[key])
+    return ax
+
+
+def merge_runs(a: dict, b: dict | None) -> dict:
+    """One run dictionary holding the chains and stages of ``a`` and ``b`` (``b`` may be ``None``), for
+    drawing chains of two runs with a common ``p^(0)`` on the same axes: stages present in both (the
+    shared ``p^(0)`` and generation-1 models) are taken from ``a``, floors of ``b`` fill the sizes
+    ``a`` lacks; generations run to the larger of the two. Chain names must not collide."""
+    if b is None:
+        return a
+    clash = {c["name"] for c in chains(a)} & {c["name"] for c in chains(b)}
+    if clash:
+        raise ValueError(f"both runs have chains {sorted(clash)}")
+    cfg = {**a["config"], "chains": chains(a) + chains(b),
+           "generations": max(a["config"]["generations"], b["config"]["generations"])}
+    return {**a, "config": cfg, "stages": {**b["stages"], **a["stages"]},
+            "floor": {**b.get("floor", {}), **a.get("floor", {})}}
