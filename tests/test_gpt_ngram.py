@@ -203,3 +203,38 @@ def test_tempered_bridge_predicts_a_cold_chain_where_the_unbiased_formula_fails(
         assert np.array_equal(ch["S_tempered"], ch["S"], equal_nan=True)
     d = np.array(bw["measured"]) - np.array(bw["predicted_tempered"])
     assert np.all(np.abs(d[1:]) < 4 * np.array(bw["se_tempered"][1:]) + 1e-12), d
+
+
+def test_report_bridge_rows_label_the_formula_that_applies():
+    """``report.bridge_rows`` judges a chain sampled at T != 1 by (B1T) and keeps (B1) beside it."""
+    from collapse_lib.gpt import report
+
+    rng = np.random.default_rng(8)
+    cold = [run_chain(_iid_streams(rng, 50, 20), 1, len(P0), 4, "fully", 50, rng, temperature=0.8)
+            for _ in range(20)]
+    warm = [run_chain(_iid_streams(rng, 50, 20), 1, len(P0), 4, "fully", 50, rng) for _ in range(20)]
+    run = {"ngram": {"chains": {
+        "k1/cold": {"k": 1, "chain": "cold", "temperature": 0.8, "bridge": bridge_fully(cold)},
+        "k1/warm": {"k": 1, "chain": "warm", "temperature": 1.0, "bridge": bridge_fully(warm)}}}}
+    rows = {r["chain"]: r for r in report.bridge_rows(run)}
+    assert rows["cold"]["formula"] == "B1T" and rows["warm"]["formula"] == "B1"
+    assert rows["cold"]["predicted"] == pytest.approx(run["ngram"]["chains"]["k1/cold"]["bridge"]["predicted_tempered"][-1])
+    assert abs(rows["cold"]["z"]) < 4 < rows["cold"]["z_unbiased"]
+    with pytest.raises(ValueError, match="ngram"):
+        report.bridge_rows({})
+
+
+def test_recipe_passes_and_merge_runs():
+    from collapse_lib.gpt import report
+
+    assert report.recipe_passes(2000, 64, 256, 100_000) == pytest.approx(327.68)
+    with pytest.raises(ValueError, match="n must be"):
+        report.recipe_passes(2000, 64, 256, 0)
+    a = {"config": {"chains": [{"name": "x"}], "generations": 6}, "stages": {"p0": 1}, "floor": {"1": 1}}
+    b = {"config": {"chains": [{"name": "y"}], "generations": 4}, "stages": {"p0": 2, "y/s0/gen1": 3},
+         "floor": {"1": 9, "2": 2}}
+    m = report.merge_runs(a, b)
+    assert [c["name"] for c in m["config"]["chains"]] == ["x", "y"] and m["config"]["generations"] == 6
+    assert m["stages"]["p0"] == 1 and m["floor"] == {"1": 1, "2": 2}
+    with pytest.raises(ValueError, match="both runs"):
+        report.merge_runs(a, a)
