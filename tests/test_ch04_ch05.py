@@ -133,12 +133,53 @@ def test_explore_shows_erratum_when_real_data_scarce():
     assert np.all(num["S_theory"][2:] > num["S_printed"][2:])
 
 
-def test_figure_functions_shapes():
-    fig5, res5 = ps.figure5(P52, N=50, ns=(2, 20), generations=5, runs=10)
-    assert len(res5) == 2 and len(fig5.axes) == 4
+def test_panel_grid_and_distributions_panel_shapes():
+    ns = (2, 20, 200)
+    res = [simulate(P52, PartiallySynthetic(50, n), 5, 10, seed=j) for j, n in enumerate(ns)]
+    fig = ps.panel_grid(res, "sigma", [f"n = {n}" for n in ns])
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 4 and len(visible) == 3  # 2 x 2 grid, the fourth panel hidden
+    fig = ps.panel_grid(res, "drift", [f"n = {n}" for n in ns], ps=[P52] * 3, ncols=3)
+    assert len(fig.axes) == 3 and fig.axes[0].get_ylim()[0] == 0
+    assert fig.get_size_inches()[0] <= 8.0 + 1e-9  # never wider than the column
     dists = [("a", dist.zipf(600, 52, 0.1)), ("b", dist.zipf(600, 10, 0.4))]
-    fig6, res6 = ps.figure6(dists, N=50, n=5, generations=5, runs=10)
-    assert len(res6) == 2 and len(fig6.axes) == 6
+    fig = ps.distributions_panel(dists)
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 2
+
+
+def test_panel_grid_rejects_bad_input():
+    res = [simulate(P52, PartiallySynthetic(50, 5), 3, 4, seed=0)]
+    with pytest.raises(ValueError, match="kind"):
+        ps.panel_grid(res, "entropy", ["a"])
+    with pytest.raises(ValueError, match="title"):
+        ps.panel_grid(res, "sigma", ["a", "b"])
+    with pytest.raises(ValueError, match="ps"):
+        ps.panel_grid(res, "drift", ["a"])
+    with pytest.raises(ValueError, match="ncols"):
+        ps.panel_grid(res, "sigma", ["a"], ncols=0)
+    with pytest.raises(ValueError, match="PartiallySynthetic"):
+        ps.draw_sigma(plt.gca(), "not a result")
+    with pytest.raises(ValueError):
+        ps.distributions_panel([])
+
+
+def test_explore_drift_numbers_and_bound():
+    fig, num = ps.explore_drift(N=100, n=30, generations=30, runs=60)
+    assert len(fig.axes) == 1
+    # the rigorous bound holds and is sharp (n >= 10), the Gaussian predictor close (n >= 30)
+    assert num["drift_end"] <= num["bound_end"] + 4 * num["drift_end_se"]
+    assert num["bound_ratio"] < 1.6
+    assert abs(num["gauss_end"] / num["drift_end"] - 1) < 0.05 + 4 * num["drift_end_se"] / num["drift_end"]
+    assert num["thm3"] > 2 and "times the measured drift" in num["thm3_text"]
+    _, small = ps.explore_drift(N=100, n=1, generations=5, runs=5, s=2, support=2, S0=0.5)
+    assert small["thm3"] < 2 and "drawn" in small["thm3_text"]  # two letters: Theorem 3 is informative
+
+
+@pytest.mark.parametrize("kwargs", [dict(N=0), dict(n=1.5), dict(runs=1), dict(generations=1), dict(support=700),
+                                    dict(S0=1.0)])
+def test_explore_drift_rejects_bad_input(kwargs):
+    with pytest.raises(ValueError):
+        ps.explore_drift(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -180,10 +221,6 @@ def test_helpers_reject_bad_input():
         ps.mean_binomial_sd(np.array([-0.1, 1.1]), 10)
     with pytest.raises(ValueError):
         ps.l1_tail_exact(np.ones(10) / 10, 200, 0.1)  # too many count vectors
-    with pytest.raises(ValueError):
-        ps.figure5(P52, ns=())
-    with pytest.raises(ValueError):
-        ps.figure6([])
 
 
 def test_stationary_drift_matches_predictor_and_rejects_bad_input():
@@ -198,9 +235,10 @@ def test_stationary_drift_matches_predictor_and_rejects_bad_input():
 
 # ----------------------------------------------------------------------------- Lemma 1 and Theorem 3 (issue 15)
 @pytest.mark.parametrize("s,n", [(60, 10), (200, 40), (600, 100)])
-def test_lemma1_first_regime_as_printed_is_false(s, n):
+def test_lemma1_large_vocabulary_regime_as_printed_is_false(s, n):
     """Uniform p on s letters, n < s samples: ||p_hat - p||_1 >= 2 (1 - n/s) surely (at most n letters
-    charged), while the printed Lemma 1 (first regime of G_n(s)) bounds that probability below 0.1."""
+    charged), while the printed Lemma 1 in its large-vocabulary regime (s >= C0 n/e + 2: the first case
+    of eq. (10), the second of eq. (13)) bounds that probability below 0.1."""
     assert s >= theory.C0 * n / math.e + 2
     eps = 2 * (1 - n / s)
     assert theory.lemma1_bound(n, s, eps, 0.5) < 0.1

@@ -20,8 +20,12 @@ Course additions (beyond the paper; derived in Chapters 4 and 5):
 * :func:`l1_tail_exact` -- the exact law of ||p_hat - p||_1 for small s and n by
   enumerating count vectors (to test Lemma 1).
 
-Figures: :func:`sigma_drift_panels` (one column of Figures 5 and 6), :func:`figure5`,
-:func:`figure6` and the widget function :func:`explore_partially_synthetic`.
+Figures: :func:`draw_sigma` and :func:`draw_drift` (one panel of the paper's Figures 5 and 6,
+from a simulation result), :func:`panel_grid` (those panels for several results, the course's
+split of Figures 5 and 6 into figures of at most two panels side by side),
+:func:`distributions_panel` (the initial laws of Figure 6), :func:`sigma_drift_panels`
+(simulate and draw both), and the widget functions :func:`explore_partially_synthetic`
+(Chapter 4) and :func:`explore_drift` (Chapter 5: the bounds against the measured drift).
 """
 
 from __future__ import annotations
@@ -50,10 +54,13 @@ __all__ = [
     "safe_synthetic_samples",
     "stationary_drift",
     "l1_tail_exact",
+    "draw_sigma",
+    "draw_drift",
     "sigma_drift_panels",
-    "figure5",
-    "figure6",
+    "panel_grid",
+    "distributions_panel",
     "explore_partially_synthetic",
+    "explore_drift",
 ]
 
 #: colour of the printed (uncorrected) eq. (9) where a figure shows it next to the corrected one.
@@ -199,6 +206,52 @@ def l1_tail_exact(p, n: int, eps, max_states: int = 2_000_000) -> np.ndarray:
     return out if np.ndim(eps) else float(out)
 
 
+def _ps_result(res: SimulationResult) -> tuple[int, int]:
+    """(N, n) of a Partially Synthetic simulation result; ValueError for any other scenario."""
+    if not isinstance(res, SimulationResult) or not isinstance(res.scenario, PartiallySynthetic):
+        raise ValueError(f"res must be the SimulationResult of a PartiallySynthetic run, got {type(res).__name__}")
+    return res.scenario.N, res.scenario.n
+
+
+def draw_sigma(ax: Axes, res: SimulationResult, show_printed: bool = False, legend: bool = False) -> None:
+    """sigma_m of every run (thin lines), their mean (red) and S_m of the corrected eq. (9) (dashed).
+
+    ``show_printed`` adds eq. (9) as printed (dotted). The axis starts at m = 0 with S_0.
+    """
+    N, n = _ps_result(res)
+    S0 = float(res.sigma[0, 0])
+    m = np.arange(res.sigma.shape[1])
+    plot_runs(ax, res.sigma, m)
+    ax.plot(m[1:], theory.partially_synthetic_S(m[1:], N, n, S0), ls="--", color=THEORY_COLOR,
+            lw=1.5, label="$S_m$, corrected (9)")
+    if show_printed:
+        ax.plot(m[2:], theory.partially_synthetic_S_printed(m[2:], N, n, S0), ls=":", color=PRINTED_COLOR,
+                lw=1.5, label="(9) as printed")
+    ax.set_xlabel("generation $m$")
+    ax.set_ylabel(r"$\sigma_m$")
+    if legend:
+        ax.legend(loc="best")
+
+
+def draw_drift(ax: Axes, res: SimulationResult, p, legend: bool = False) -> None:
+    """||p^(m) - p^(1)||_1 of every run from m = 1, their mean, and the course's predictors.
+
+    Dashed: :func:`drift_l1_gaussian`; dotted: :func:`drift_l1_bound` (both for the initial law p).
+    """
+    N, n = _ps_result(res)
+    p = dist.validate(p, name="p")
+    m = np.arange(res.drift_first.shape[1])
+    plot_runs(ax, res.drift_first[:, 1:], m[1:])
+    ax.plot(m[1:], drift_l1_gaussian(p, N, n, m[1:]), ls="--", color=THEORY_COLOR, lw=1.5,
+            label="Gaussian predictor")
+    ax.plot(m[1:], drift_l1_bound(p, N, n, m[1:]), ls=":", color=THEORY_COLOR, lw=1.5,
+            label="bound (Jensen)")
+    ax.set_xlabel("generation $m$")
+    ax.set_ylabel(r"$\|\mathbf{p}^{(m)} - \mathbf{p}^{(1)}\|_1$")
+    if legend:
+        ax.legend(loc="best")
+
+
 def sigma_drift_panels(
     ax_sigma: Axes,
     ax_drift: Axes,
@@ -210,97 +263,65 @@ def sigma_drift_panels(
     seed=0,
     show_printed: bool = False,
 ) -> SimulationResult:
-    """Draw one column of Figures 5/6: sigma_m (top axis) and ||p^(m) - p^(1)||_1 (bottom axis).
-
-    One thin line per run and the red mean (:func:`collapse_lib.plotting.plot_runs`); dashed:
-    S_m of Theorem 2 (corrected eq. (9)) on top, and the course's drift predictors below
-    (Gaussian heuristic dashed, rigorous bound dotted). ``show_printed`` adds eq. (9) as
-    printed. Generation 0 (p^(0) itself) is left out of the drift axis; the sigma axis starts
-    at m = 0 with S_0. Returns the simulation result.
-    """
+    """Simulate one (N, n) and draw :func:`draw_sigma` on ``ax_sigma`` and :func:`draw_drift` on ``ax_drift``."""
     p = dist.validate(p, name="p")
     N = _check_int("N", N, 1)
     n = _check_int("n", n, 1)
     generations = _check_int("generations", generations, 2)
     runs = _check_int("runs", runs, 2)
     res = simulate(p, PartiallySynthetic(N, n), generations, runs, seed=seed)
-    S0 = float(res.sigma[0, 0])
-    m = np.arange(generations + 1)
-    plot_runs(ax_sigma, res.sigma, m)
-    ax_sigma.plot(m[1:], theory.partially_synthetic_S(m[1:], N, n, S0), ls="--", color=THEORY_COLOR,
-                  lw=1.5, label="$S_m$, Theorem 2 (corrected)")
-    if show_printed:
-        ax_sigma.plot(m[2:], theory.partially_synthetic_S_printed(m[2:], N, n, S0), ls=":", color=PRINTED_COLOR,
-                      lw=1.5, label="eq. (9) as printed")
-    ax_sigma.set_xlabel("generation $m$")
-    ax_sigma.set_ylabel(r"$\sigma_m$")
-    plot_runs(ax_drift, res.drift_first[:, 1:], m[1:])
-    ax_drift.plot(m[1:], drift_l1_gaussian(p, N, n, m[1:]), ls="--", color=THEORY_COLOR, lw=1.5,
-                  label="Gaussian predictor")
-    ax_drift.plot(m[1:], drift_l1_bound(p, N, n, m[1:]), ls=":", color=THEORY_COLOR, lw=1.5,
-                  label="bound (Jensen)")
-    ax_drift.set_xlabel("generation $m$")
-    ax_drift.set_ylabel(r"$\|\mathbf{p}^{(m)} - \mathbf{p}^{(1)}\|_1$")
+    draw_sigma(ax_sigma, res, show_printed=show_printed)
+    draw_drift(ax_drift, res, p)
     return res
 
 
-def figure5(
-    p,
-    N: int = 100,
-    ns: Sequence[int] = (1, 10, 100, 1000),
-    generations: int = 50,
-    runs: int = 100,
-    seed: int = 0,
-) -> tuple[Figure, list[SimulationResult]]:
-    """The course's version of the paper's Figure 5: one column per synthetic sample size n.
+def panel_grid(results: Sequence[SimulationResult], kind: str, titles: Sequence[str],
+               ps: Sequence[np.ndarray] | None = None, ncols: int = 2) -> Figure:
+    """One panel per simulation (the course's split of the paper's Figures 5 and 6), shared y axis.
 
-    Column j is seeded with ``[seed, j]``. Returns the figure and the simulation results.
+    ``kind="sigma"`` draws :func:`draw_sigma`, ``kind="drift"`` :func:`draw_drift` (then ``ps``
+    gives each run's initial law p). Rows of ``ncols`` panels (at most 3); legend in the first.
     """
-    if len(ns) == 0:
-        raise ValueError("ns must list at least one sample size")
-    fig, axes = new_axes(ncols=len(ns), nrows=2, width=3.3, height=2.8, sharey="row")
-    results = []
-    for j, n in enumerate(ns):
-        res = sigma_drift_panels(axes[0, j], axes[1, j], p, N, n, generations, runs, seed=[seed, j])
-        axes[0, j].set_title(f"N = {N}, n = {n}", fontsize=10)
-        results.append(res)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
-    axes[1, 0].legend(fontsize=7, loc="upper left")
-    return fig, results
+    if kind not in ("sigma", "drift"):
+        raise ValueError(f"kind must be 'sigma' or 'drift', got {kind!r}")
+    if len(results) == 0 or len(titles) != len(results):
+        raise ValueError(f"need one title per result, got {len(titles)} titles for {len(results)} results")
+    if kind == "drift" and (ps is None or len(ps) != len(results)):
+        raise ValueError("kind='drift' needs ps, one initial distribution per result")
+    ncols = _check_int("ncols", ncols, 1)
+    nrows = -(-len(results) // ncols)
+    fig, axes = new_axes(ncols=ncols, nrows=nrows, height=2.7, sharey=True, squeeze=False)
+    for j, ax in enumerate(axes.flat):
+        if j >= len(results):
+            ax.set_visible(False)
+            continue
+        if kind == "sigma":
+            draw_sigma(ax, results[j], legend=(j == 0))
+        else:
+            draw_drift(ax, results[j], ps[j], legend=(j == 0))
+        ax.set_title(titles[j])
+        if j % ncols:
+            ax.set_ylabel("")
+        if j < len(results) - ncols:
+            ax.set_xlabel("")
+    if kind == "drift":  # shared y axis: one call sets every panel
+        axes.flat[0].set_ylim(0, axes.flat[0].get_ylim()[1])
+    return fig
 
 
-def figure6(
-    dists: Sequence[tuple[str, np.ndarray]],
-    N: int = 100,
-    n: int = 10,
-    generations: int = 50,
-    runs: int = 100,
-    seed: int = 0,
-) -> tuple[Figure, list[SimulationResult]]:
-    """The course's version of the paper's Figure 6: one column per initial distribution.
-
-    `dists` is a list of ``(label, p)``. Top row: p on a log scale; middle: sigma_m; bottom:
-    the drift ||p^(m) - p^(1)||_1. Column j is seeded with ``[seed, j]``.
-    """
+def distributions_panel(dists: Sequence[tuple[str, np.ndarray]]) -> Figure:
+    """The initial laws of the paper's Figure 6 in one panel: p_i against the token index, log-log scale."""
     if len(dists) == 0:
         raise ValueError("dists must list at least one distribution")
-    fig, axes = new_axes(ncols=len(dists), nrows=3, width=3.3, height=2.5)
-    results = []
+    fig, ax = new_axes(height=3.2)
     for j, (label, p) in enumerate(dists):
         p = dist.validate(p, name=f"dists[{j}]")
         tokens = np.arange(1, p.size + 1)
-        axes[0, j].semilogy(tokens[p > 0], p[p > 0], ".", ms=3, color=THEORY_COLOR)
-        axes[0, j].set_xlabel("token $i$")
-        axes[0, j].set_ylabel("$p_i$")
-        axes[0, j].set_title(label, fontsize=9)
-        res = sigma_drift_panels(axes[1, j], axes[2, j], p, N, n, generations, runs, seed=[seed, j])
-        results.append(res)
-    for row in (1, 2):
-        ymax = max(ax.get_ylim()[1] for ax in axes[row])
-        for ax in axes[row]:
-            ax.set_ylim(0, ymax)
-    axes[2, 0].legend(fontsize=7, loc="lower right")
-    return fig, results
+        ax.loglog(tokens[p > 0], p[p > 0], ".-", ms=3, lw=0.8, label=label)
+    ax.set_xlabel("token $i$ (log scale)")
+    ax.set_ylabel("$p_i$")
+    ax.legend(loc="upper right")
+    return fig
 
 
 def explore_partially_synthetic(
@@ -331,13 +352,13 @@ def explore_partially_synthetic(
     if not (np.isfinite(S0) and 1.0 / support <= S0 < 1.0):
         raise ValueError(f"S0 must lie in [1/support, 1) = [{1.0 / support:.4g}, 1), got {S0!r}")
     p = dist.zipf(s, support, float(S0))
-    fig, (ax1, ax2) = new_axes(ncols=2, width=4.6, height=3.4)
+    fig, (ax1, ax2) = new_axes(ncols=2, height=3.4)
     res = sigma_drift_panels(ax1, ax2, p, N, n, generations, runs, seed=seed, show_printed=True)
     alpha, beta = theory.partially_synthetic_alpha_beta(N, n)
-    ax1.set_title(rf"N = {N}, n = {n}, $S_0$ = {S0:.3g} ($\alpha$ = {alpha:.2f}, $\beta$ = {beta:.2f})", fontsize=9)
-    ax2.set_title(f"{runs} runs, support {support} of s = {s}", fontsize=9)
-    ax1.legend(fontsize=7, loc="best")
-    ax2.legend(fontsize=7, loc="lower right")
+    ax1.set_title(rf"$\sigma_m$: N = {N}, n = {n}, $S_0$ = {S0:.3g}")
+    ax2.set_title(rf"drift ($\alpha$ = {alpha:.2f}, $\beta$ = {beta:.2f})")
+    ax1.legend(loc="best")
+    ax2.legend(loc="lower right")
     m = np.arange(generations + 1)
     S_sim, S_se = res.mean_se("sigma")
     d_sim, d_se = res.mean_se("drift_first")
@@ -356,4 +377,66 @@ def explore_partially_synthetic(
         alpha=alpha,
         beta=beta,
     )
+    # scalars at the last generation, for the widget's caption
+    numbers.update(S_end=float(S_sim[-1]), S_end_se=float(S_se[-1]), S_end_theory=float(numbers["S_theory"][-1]),
+                   drift_end=float(d_sim[-1]), drift_end_se=float(d_se[-1]),
+                   gauss_end=float(numbers["drift_gauss"][-1]), bound_end=float(numbers["drift_bound"][-1]))
+    return fig, numbers
+
+
+def _sci(x: float) -> str:
+    """A number for a caption: 3 significant digits below 100, an integer below 10^5, else 'm × 10ᵉ'."""
+    if not math.isfinite(x):
+        return "∞"
+    if abs(x) < 100:
+        return f"{x:.3g}"
+    if abs(x) < 1e5:
+        return f"{x:,.0f}"
+    mant, ex = f"{x:.2e}".split("e")
+    return f"{mant} × 10{str(int(ex)).translate(str.maketrans('0123456789-', '⁰¹²³⁴⁵⁶⁷⁸⁹⁻'))}"
+
+
+def explore_drift(N: int = 100, n: int = 10, generations: int = 60, runs: int = 100, seed: int = 0,
+                  s: int = 600, support: int = 52, S0: float = 0.1) -> tuple[Figure, dict]:
+    """Chapter 5 widget: the measured drift ||p^(m) - p^(1)||_1 against the bounds, for one (N, n).
+
+    Initial law ``zipf(s, support, S0)`` (the paper's Figure 5 by default). Draws every run's drift,
+    its mean, the rigorous bound :func:`drift_l1_bound` (the course's second-moment proposition, Jensen) and the Gaussian
+    predictor at every generation, and states the paper's Theorem 3 bound (1/N) sqrt(pi n/2) G_n(s)
+    (drawn only if it is below 2, the largest possible L1 distance). Returns ``(fig, numbers)``
+    with the scalars at the last generation: ``drift_end``, ``drift_end_se``, ``bound_end``,
+    ``gauss_end``, ``bound_ratio`` (bound / measured), ``thm3`` and ``thm3_text`` (the paper's
+    bound and its ratio to the measurement, as text), ``alpha``, ``beta``, ``m_end``.
+    """
+    N = _check_int("N", N, 1)
+    n = _check_int("n", n, 1)
+    s = _check_int("s", s, 2)
+    support = _check_int("support", support, 2)
+    generations = _check_int("generations", generations, 2)
+    runs = _check_int("runs", runs, 2)
+    if support > s:
+        raise ValueError(f"support={support} exceeds s={s}")
+    if not (np.isfinite(S0) and 1.0 / support <= S0 < 1.0):
+        raise ValueError(f"S0 must lie in [1/support, 1) = [{1.0 / support:.4g}, 1), got {S0!r}")
+    p = dist.zipf(s, support, float(S0))
+    res = simulate(p, PartiallySynthetic(N, n), generations, runs, seed=seed)
+    fig, ax = new_axes(height=3.6)
+    draw_drift(ax, res, p)
+    thm3 = theory.deviation_bound(N, n, s)
+    if thm3 < 2:
+        ax.axhline(thm3, color="0.35", ls="-.", lw=1.2, label="the paper's Theorem 3")
+    ax.legend(loc="lower right")
+    alpha, beta = theory.partially_synthetic_alpha_beta(N, n)
+    beta = max(beta, 0.0)  # rounding can give -1e-19 at n = 1: no '-0.000' in titles
+    d_sim, d_se = res.mean_se("drift_first")
+    bound_end = drift_l1_bound(p, N, n, generations)
+    gauss_end = drift_l1_gaussian(p, N, n, generations)
+    thm3_text = (f"{_sci(thm3)}, {_sci(thm3 / d_sim[-1])} times the measured drift" if thm3 >= 2
+                 else f"{thm3:.3f} (drawn)")
+    ax.set_title(rf"N = {N}, n = {n}: $\alpha$ = {alpha:.3f}, $\beta$ = {beta:.3f}; "
+                 f"paper's Theorem 3: {_sci(thm3)}")
+    ax.set_ylim(0, max(ax.get_ylim()[1], 1.15 * bound_end))
+    numbers = dict(drift_end=float(d_sim[-1]), drift_end_se=float(d_se[-1]), bound_end=float(bound_end),
+                   gauss_end=float(gauss_end), bound_ratio=float(bound_end / d_sim[-1]), thm3=float(thm3),
+                   thm3_text=thm3_text, alpha=float(alpha), beta=float(beta), m_end=generations)
     return fig, numbers
