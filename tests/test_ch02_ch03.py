@@ -137,3 +137,55 @@ def test_sweep_bad_inputs_raise(args):
 def test_sweep_refuses_runs_that_did_not_collapse():
     with pytest.raises(ValueError, match="did not collapse"):
         collapse_time_sweep([np.full(10, 0.1)], ns=[200], runs=5, seed=0, max_generations=3)
+
+
+# --- Chapter 3 widget: the diffusion against n and S0 (collapse_lib.widgets.wright_fisher)
+
+from collapse_lib import distributions as dist  # noqa: E402
+from collapse_lib.widgets.wright_fisher import WIDGET_NS, explore_diffusion  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def diffusion_frame():
+    fig, numbers = explore_diffusion(n=5, S0=0.3, support=4, runs=4000, seed=2)
+    yield fig, numbers
+    plt.close(fig)
+
+
+def test_explore_diffusion_numbers_are_the_chapter_formulas(diffusion_frame):
+    fig, numbers = diffusion_frame
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    p = dist.zipf(4, 4, 0.3)
+    assert np.allclose(numbers["p"], p)
+    assert numbers["T_diffusion"] == pytest.approx(theory.diffusion_collapse_time(p, 5))
+    assert numbers["T_lower"] == pytest.approx(theory.collapse_time_bounds(5, 0.3, 4)[0])
+    # the corollary's sandwich 2n(1 - S0) <= t(p) <= 2n(1 - S0/2)
+    assert numbers["sandwich_lo"] == pytest.approx(7.0) and numbers["sandwich_hi"] == pytest.approx(8.5)
+    assert numbers["sandwich_lo"] <= numbers["T_diffusion"] <= numbers["sandwich_hi"]
+    assert numbers["rel_error"] == pytest.approx((numbers["T_diffusion"] - numbers["T_mean"]) / numbers["T_mean"])
+
+
+def test_explore_diffusion_simulation_matches_the_exact_chain(diffusion_frame):
+    _, numbers = diffusion_frame
+    exact = theory.exact_collapse_time(numbers["p"], 5)
+    assert abs(numbers["T_mean"] - exact) <= K_SE * numbers["T_se"], (numbers["T_mean"], exact, numbers["T_se"])
+    # at n = 5 the diffusion's bias is resolved by 4000 runs: the widget shows a real gap, not noise
+    assert numbers["z"] > K_SE
+
+
+def test_explore_diffusion_right_panel_covers_the_sample_sizes(diffusion_frame):
+    fig, _ = diffusion_frame
+    right = fig.axes[1]
+    xs = set()
+    for container in right.containers:  # the errorbar of the simulated means
+        xs |= set(np.asarray(container.lines[0].get_xdata(), dtype=int).tolist())
+    assert set(WIDGET_NS) | {5} <= xs
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(n=0), "n"), (dict(n=2.5), "n"), (dict(support=1), "support"),
+    (dict(S0=0.05, support=10), "S0"), (dict(S0=1.0), "S0"), (dict(S0=float("nan")), "S0"), (dict(runs=1), "runs"),
+])
+def test_explore_diffusion_bad_inputs_name_the_argument(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        explore_diffusion(**kwargs)
