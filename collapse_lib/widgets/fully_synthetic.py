@@ -167,8 +167,8 @@ def explore_fully_synthetic(
     ax1.plot(m, S_th, color=THEORY_COLOR, ls="--", lw=1.5, label="$S_m$, eq. (6)")
     ax1.set_xlabel("generation $m$")
     ax1.set_ylabel("$S_m = \\mathbb{E}\\,\\sum_i (p_i^{(m)})^2$")
-    ax1.set_title(f"n = {n}, support = {support}, $S_0$ = {S0:.3g}", fontsize=10)
-    ax1.legend(fontsize=8, loc="lower right")
+    ax1.set_title(f"n = {n}, support = {support}, $S_0$ = {S0:.3g}")
+    ax1.legend(loc="lower right")
 
     bins = np.arange(0.5, T.max() + 1.5, max(1, int(np.ceil(T.max() / 40))))
     ax2.hist(T, bins=bins, color=RUN_COLOR, edgecolor="white", density=True)
@@ -181,8 +181,8 @@ def explore_fully_synthetic(
         ax2.plot([], [], color=THEORY_COLOR, ls=":", label=f"upper bound (8) = {T_hi:.0f} (off scale)")
     ax2.set_xlabel("collapse time $T$ (generations)")
     ax2.set_ylabel("fraction of runs per generation")
-    ax2.set_title(f"{runs} runs", fontsize=10)
-    ax2.legend(fontsize=8)
+    ax2.set_title(f"{runs} runs")
+    ax2.legend()
     numbers = dict(
         m=m, S_theory=S_th, S_sim=S_sim, S_se=S_se, T=T, T_mean=T_mean, T_se=T_se,
         T_lower=T_lo, T_upper=T_hi, T_diffusion=T_diff, S0=S0, support=support, p=p,
