@@ -88,6 +88,18 @@ def _check_S0(S0: float, support: int | None = None) -> float:
     return S0
 
 
+def _probability(x):
+    """A computed probability put back into [0, 1] (same shape; a float stays a float).
+
+    Products of transition matrices and sums of many terms can leave an exact probability a few
+    units in the last place outside [0, 1] (``exact_collapse_probability([0.5, 0.5], 4, 10**6)``
+    gave 1.0000000000000007); every probability and collision probability S_m returned by this
+    module goes through here, so none is ever above 1 or below 0.
+    """
+    out = np.clip(x, 0.0, 1.0)
+    return out if np.ndim(out) else float(out)
+
+
 def _exp_or_inf(logv: float) -> float:
     """exp(logv), inf above the float range (a vacuous bound), 0 for logv = -inf."""
     return math.exp(logv) if logv < 709.0 else math.inf
@@ -104,14 +116,14 @@ def fully_synthetic_S(m, n: int, S0: float):
     n = _pos_int("n", n)
     S0 = _check_S0(S0)
     m = _m_array(m)
-    return 1.0 - (1.0 - 1.0 / n) ** m * (1.0 - S0)
+    return _probability(1.0 - (1.0 - 1.0 / n) ** m * (1.0 - S0))
 
 
 def collapse_probability_bounds(m, n: int, S0: float, support: int):
     """Theorem 1, eq. (7): bounds on rho_m = P(p^(m) is a Dirac mass), m >= 1.
 
     Returns (lower, upper) with lower = max(0, 1 - n (1 - S0)(1 - 1/n)^m) and
-    upper = 1 - (1 - S0)(1 - 1/n)^m / (1 - 1/support).
+    upper = 1 - (1 - S0)(1 - 1/n)^m / (1 - 1/support), both kept in [0, 1].
     Derivation: sigma_m >= 1/support always and ||p^(m)||_inf <= 1 - 1/n unless p^(m) is
     a Dirac mass, so rho_m + (1 - rho_m)/support <= S_m <= E||p^(m)||_inf
     <= rho_m + (1 - 1/n)(1 - rho_m); insert (6).
@@ -123,8 +135,8 @@ def collapse_probability_bounds(m, n: int, S0: float, support: int):
     S0 = _check_S0(S0, support)
     m = _m_array(m, minimum=1)
     q = (1.0 - S0) * (1.0 - 1.0 / n) ** m
-    lower = np.maximum(0.0, 1.0 - n * q)
-    upper = 1.0 - q / (1.0 - 1.0 / support)
+    lower = _probability(1.0 - n * q)
+    upper = _probability(1.0 - q / (1.0 - 1.0 / support))
     return lower, upper
 
 
@@ -189,7 +201,7 @@ def partially_synthetic_S_recursion(m, N: int, n: int, S0: float):
     seq[1] = S1
     for k in range(2, M + 1):
         seq[k] = const + beta * seq[k - 1]
-    out = seq[m_arr]
+    out = _probability(seq[m_arr])
     return out if np.ndim(m) else float(out)
 
 
@@ -222,7 +234,7 @@ def partially_synthetic_S(m, N: int, n: int, S0: float):
     :func:`partially_synthetic_S_printed`); the corrected form gives S_1 exactly at k = 0
     and S_m -> S_1 as n/N -> infinity at fixed m, as it must.
     """
-    return _partial_closed(m, N, n, S0, +1.0)
+    return _probability(_partial_closed(m, N, n, S0, +1.0))
 
 
 def partially_synthetic_S_printed(m, N: int, n: int, S0: float):
@@ -456,7 +468,7 @@ def accumulate_S(m, n: int, S0: float):
     check_memory("m", 24.0 * (M + 1), f"the product over generations 1..{M}")
     prods = np.concatenate([[1.0], np.cumprod(1.0 - 1.0 / (n * np.arange(1, M + 1) ** 2.0))])
     prod = np.where(np.isfinite(m_arr), prods[finite], limit)
-    out = 1.0 - (1.0 - S0) * prod
+    out = _probability(1.0 - (1.0 - S0) * prod)
     return out if np.ndim(m) else float(out)
 
 
@@ -613,7 +625,7 @@ def exact_collapse_probability(p, n: int, m, max_states: int = 20000):
     for j in range(2, M_max + 1):
         v = v @ M
         rho[j] = v[absorbed]
-    out = rho[m_arr]
+    out = _probability(rho[m_arr])
     return out if np.ndim(m) else float(out)
 
 
@@ -655,7 +667,7 @@ def collapse_time_survival(p, n: int, m_max: int, max_states: int = 20000) -> np
         out[j] = float(v[alive].sum())
         if j < m_max:
             v = v @ M
-    return out
+    return _probability(out)
 
 
 def exact_collapse_time_moments(p, n: int, max_states: int = 20000) -> tuple[float, float]:
@@ -707,7 +719,7 @@ def expected_surviving_tokens(p, n: int, m, max_n: int = 2000, per_token: bool =
     P = binom.pmf(k[None, :], n, k[:, None] / n)
     V = binom.pmf(k[None, :], n, vals[:, None])  # law of the count of each distinct p_i at m = 1
     for j in range(1, M + 1):
-        alive[j] = 1.0 - V[:, 0]
+        alive[j] = _probability(1.0 - V[:, 0])
         if j < M:
             V = V @ P
     if per_token:

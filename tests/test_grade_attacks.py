@@ -399,12 +399,14 @@ def test_sentinel_proves_failures_count(ctx):
     prep = G.prepare(custom_exc(ctx), ctx["ref"], nonce)
     sentinels = [c for c in prep.nb.cells if c.metadata.get(G.ROLE, {}).get("role") == "sentinel"]
     assert len(sentinels) == 2 and all(nonce in c.source for c in sentinels)
-    original = G._reset_expression
+    from course_tools import grade_execute as GE   # where the executor looks the reset up
+
+    original = GE._reset_expression
     try:
-        G._reset_expression = lambda keep, cap=0: "__import__('json').dumps({'callbacks': {}, 'fingerprint': []})"
+        GE._reset_expression = lambda keep, cap=0: "__import__('json').dumps({'callbacks': {}, 'fingerprint': []})"
         report = grade(custom_exc(ctx), ctx)
     finally:
-        G._reset_expression = original
+        GE._reset_expression = original
     assert report.points == 0
     assert all("failures are swallowed" in c.message for c in report.cells), G.format_report(report)
 

@@ -547,3 +547,29 @@ def test_kernel_per_run_sample_sizes_and_two_d_p0():
     r = S.simulate(p0, S.FullySynthetic((5, 30, 2000)), 0, seed=1, until_collapse=True)
     assert np.all(r.collapse_time >= 1) and np.all(M.is_dirac(r.final))
     assert r.winner[2] < 3  # p^(0) of run 2 lives on tokens 0..2
+
+
+# ----------------------------------------------------------------------------- long calls: progress bar
+def test_progress_bar_shows_on_request_and_changes_no_number(capsys):
+    from collapse_lib.simulate import PartiallySynthetic, simulate
+
+    p = np.array([0.5, 0.3, 0.2])
+    quiet = simulate(p, PartiallySynthetic(5, 5), 200, runs=3, seed=11, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = simulate(p, PartiallySynthetic(5, 5), 200, runs=3, seed=11, progress=True)
+    err = capsys.readouterr().err
+    assert "simulate: generations" in err and "/200" in err
+    np.testing.assert_array_equal(quiet.sigma, shown.sigma)
+    np.testing.assert_array_equal(quiet.final, shown.final)
+    # the default shows a bar only after PROGRESS_DELAY_S: a short call prints nothing
+    simulate(p, PartiallySynthetic(5, 5), 200, runs=3, seed=11)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_default_delay_and_bad_value():
+    from collapse_lib._validate import ArgumentTypeError
+    from collapse_lib.simulate import PartiallySynthetic, engine, simulate
+
+    assert engine.PROGRESS_DELAY_S == 20.0
+    with pytest.raises(ArgumentTypeError, match="progress"):
+        simulate([0.5, 0.5], PartiallySynthetic(5, 5), 3, progress="yes")

@@ -391,3 +391,38 @@ def test_expected_surviving_tokens_per_token():
     assert np.allclose(per[1], 1 - (1 - p) ** 6)
     assert per[2, 1] == per[2, 2]
     assert np.allclose(per.sum(axis=1), T.expected_surviving_tokens(p, 6, [0, 1, 4]))
+
+
+# ----------------------------------------------------------------------------- probabilities stay in [0, 1]
+def test_exact_collapse_probability_never_above_one_at_the_extreme():
+    # without the clip this returned 1.0000000000000007 (issue 26)
+    rho = T.exact_collapse_probability([0.5, 0.5], 4, 10**6)
+    assert rho == 1.0
+    arr = T.exact_collapse_probability([0.25] * 4, 3, np.arange(1, 3000))
+    assert arr.min() >= 0.0 and arr.max() <= 1.0
+    assert isinstance(rho, float)
+
+
+def test_every_probability_of_theory_is_in_unit_interval_at_the_extremes():
+    m = np.arange(1, 2000)
+    # S0 = 1 (a Dirac p^(0)): S_m = 1 exactly; the closed form rounded to 1 + 2.2e-16 before the clip
+    for N, n in [(3, 7), (10**6, 1), (7, 3)]:
+        S = T.partially_synthetic_S(m, N, n, 1.0)
+        assert S.max() <= 1.0 and np.allclose(S, 1.0, rtol=0, atol=1e-15)
+        assert T.partially_synthetic_S_recursion(m, N, n, 1.0).max() <= 1.0
+    for n in (1, 2, 1000):
+        assert T.fully_synthetic_S(m, n, 1.0).max() <= 1.0
+        assert T.accumulate_S(m, n, 1.0).max() <= 1.0
+        lo, up = T.collapse_probability_bounds(m, n, 0.25, 4)
+        assert 0.0 <= lo.min() and lo.max() <= 1.0 and 0.0 <= up.min() and up.max() <= 1.0
+    surv = T.collapse_time_survival([0.5, 0.5], 4, 3000)
+    assert surv.min() >= 0.0 and surv.max() <= 1.0
+    alive = T.expected_surviving_tokens([0.5, 0.5], 4, np.arange(300), per_token=True)
+    assert alive.min() >= 0.0 and alive.max() <= 1.0
+
+
+def test_probability_clip_keeps_scalars_scalar():
+    assert isinstance(T._probability(np.float64(1.0 + 1e-16)), float)
+    assert T._probability(-1e-17) == 0.0
+    out = T._probability(np.array([-1e-17, 0.5, 1 + 4e-16]))
+    assert out.tolist() == [0.0, 0.5, 1.0]

@@ -14,6 +14,9 @@ go to :mod:`~collapse_lib.simulate.tail` (compiled with numba, or pure numpy).
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
+
 import numpy as np
 
 from .._validate import ArgumentTypeError, InvalidArgument, boolean, check_memory, choice, integer, rng_from_seed
@@ -22,77 +25,13 @@ from ..metrics import _is_dirac, _l1, _max_prob, _sigma, _support_size, _winner
 from . import tail
 from .result import SimulationResult
 from .scenarios import SCENARIO_TYPES, AccumulateSubsample, FullySynthetic, RecentModels, Schedule
-from .steppers import _make_stepper
+from .state import _initial_packing, _scatter, _State
+from .steppers import _make_stepper, _Stepper
 
 __all__ = ["simulate", "MAX_RECORDED_UNTIL_COLLAPSE", "HISTORY_MAX_NUMBERS"]
 
 MAX_RECORDED_UNTIL_COLLAPSE = 10_000  # recorded horizon refused above this with until_collapse=True
 HISTORY_MAX_NUMBERS = 5e7  # keep_history refused above this many stored numbers
-
-
-class _State:
-    """Packed per-run arrays. Arrays in `extra` have runs on axis 0 and packed tokens on
-    the last axis; arrays in `seqs` hold packed column indices (remapped on repack)."""
-
-    def __init__(self, tok: np.ndarray, p0p: np.ndarray):
-        self.tok = tok
-        self.p0p = p0p
-        self.P = p0p.copy()
-        self.p1p = np.zeros_like(p0p)
-        self.p0_out = np.zeros(tok.shape[0])  # mass of p^(0) in dropped columns
-        self.p1_out = np.zeros(tok.shape[0])  # mass of p^(1) in dropped columns
-        self.extra: dict[str, np.ndarray] = {}
-        self.seqs: dict[str, np.ndarray] = {}
-        self.rowvec: dict[str, np.ndarray] = {}  # per-run scalars (e.g. sample sizes)
-
-    @property
-    def k(self) -> int:
-        return self.tok.shape[1]
-
-    def take_rows(self, rows: np.ndarray) -> None:
-        for name in ("tok", "p0p", "P", "p1p", "p0_out", "p1_out"):
-            setattr(self, name, getattr(self, name)[rows])
-        self.extra = {key: a[rows] for key, a in self.extra.items()}
-        self.seqs = {key: a[rows] for key, a in self.seqs.items()}
-        self.rowvec = {key: a[rows] for key, a in self.rowvec.items()}
-
-    def repack(self, alive: np.ndarray, kmin: int = 1) -> None:
-        """Move each run's alive columns to the left and drop columns beyond the widest run."""
-        knew = max(int(alive.sum(axis=1).max()), kmin)
-        order = np.argsort(~alive, axis=1, kind="stable")
-        keep, drop = order[:, :knew], order[:, knew:]
-        self.p0_out = self.p0_out + np.take_along_axis(self.p0p, drop, axis=1).sum(axis=1)
-        self.p1_out = self.p1_out + np.take_along_axis(self.p1p, drop, axis=1).sum(axis=1)
-        for name in ("tok", "p0p", "P", "p1p"):
-            setattr(self, name, np.take_along_axis(getattr(self, name), keep, axis=1))
-        for key, a in self.extra.items():
-            idx = keep.reshape(keep.shape[:1] + (1,) * (a.ndim - 2) + keep.shape[1:])
-            self.extra[key] = np.take_along_axis(a, idx, axis=-1)
-        if self.seqs:
-            inv = np.full(alive.shape, -1, dtype=np.int64)
-            np.put_along_axis(inv, keep, np.arange(knew)[None, :].repeat(keep.shape[0], 0), axis=1)
-            for key, a in self.seqs.items():
-                self.seqs[key] = np.take_along_axis(inv, a, axis=1)
-
-
-def _initial_packing(P0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and probabilities of each run's support, packed to the left."""
-    R = P0.shape[0]
-    mask = P0 > 0
-    if np.all(mask == mask[0]):
-        idx = np.nonzero(mask[0])[0]
-        tok = np.broadcast_to(idx, (R, idx.size)).copy()
-    else:
-        order = np.argsort(~mask, axis=1, kind="stable")
-        tok = order[:, : int(mask.sum(axis=1).max())]
-    return tok, np.take_along_axis(P0, tok, axis=1)
-
-
-def _scatter(P: np.ndarray, tokens: np.ndarray, s: int) -> np.ndarray:
-    """Dense (rows, s) distributions from packed columns (padding columns carry p = 0)."""
-    dense = np.zeros((P.shape[0], s))
-    np.put_along_axis(dense, tokens, P, axis=1)
-    return dense
 
 
 def _check_memory_plan(sc, R: int, s: int, k0: int, G: int, keep_history: bool, horizon: int) -> None:
@@ -126,6 +65,7 @@ def simulate(
     max_generations: int = 100_000,
     keep_history: bool = False,
     backend: str = "auto",
+    progress: bool | None = None,
 ) -> SimulationResult:
     """Run `runs` independent recursive-training chains (eq. (5)) and record collapse metrics.
 
@@ -172,10 +112,52 @@ def simulate(
         generation whatever the number of survivors (the same law of collapse time,
         winner and final distribution; derivation in :mod:`collapse_lib._wf_kernel`).
 
+    progress : None (default), True or False
+        A tqdm progress bar on stderr over the generations of the loop: None shows it only once
+        the call has run for PROGRESS_DELAY_S = 20 s (a long call, e.g. 10^6 generations of
+        PartiallySynthetic, says how far it is and how long it will take; short calls print
+        nothing); True from the start; False never. It does not change the numbers. No bar
+        without tqdm installed.
+
     Every argument is checked first (collapse_lib's validation contract, see
     :mod:`collapse_lib._validate`), including an estimate of the memory the call needs.
     """
-    # ------------------------------------------------------------------ arguments
+    plan = _check_arguments(p0, scenario, generations, runs, until_collapse, max_generations, keep_history,
+                            backend, progress)
+    rng = rng_from_seed("seed", seed)
+    _check_plan_memory(plan, scenario)
+    rec = _Records(plan)
+    if plan.fast_tail and plan.G == 0 and plan.use_numba:
+        m_last, used = _compiled_from_p0(plan, rec, rng), "numba"
+    else:
+        m_last, used = _generation_loop(plan, rec, rng)
+    return rec.result(scenario, seed, m_last, used)
+
+
+# ----------------------------------------------------------------------------- the steps of simulate()
+@dataclass
+class _Plan:
+    """The checked arguments of one :func:`simulate` call and what follows from them."""
+
+    P0: np.ndarray          # p^(0), rows normalised: (s,) or (runs, s)
+    rows0: np.ndarray       # p^(0) as rows: (1, s) or (runs, s)
+    one_row: bool
+    R: int                  # runs
+    s: int                  # tokens
+    G: int                  # recorded horizon
+    m_stop: int             # last generation that may be simulated
+    until_collapse: bool
+    keep_history: bool
+    use_numba: bool
+    fast_tail: bool         # fully synthetic without decoding, until collapse: the tail module may finish
+    nvec: np.ndarray | None  # per-run sample size (FullySynthetic)
+    stepper: _Stepper
+    progress: bool | None
+
+
+def _check_arguments(p0, scenario, generations, runs, until_collapse, max_generations, keep_history, backend,
+                     progress) -> _Plan:
+    """Every check of :func:`simulate` that needs no memory estimate, in the documented order."""
     P0 = validate(p0, ndim=(1, 2), name="p0")
     if not isinstance(scenario, SCENARIO_TYPES):
         raise ArgumentTypeError(
@@ -187,6 +169,8 @@ def simulate(
     keep_history = boolean("keep_history", keep_history)
     max_generations = integer("max_generations", max_generations, minimum=1)
     backend = choice("backend", backend, ("auto", "numba", "numpy"))
+    if progress is not None:
+        progress = boolean("progress", progress)
     if backend == "numba" and not tail.numba_available():
         raise InvalidArgument("backend='numba' needs numba, which is not installed; use backend='auto'")
     use_numba = backend != "numpy" and tail.numba_available()
@@ -217,116 +201,167 @@ def simulate(
             f"keep_history would store {R * (G + 1) * s:.3g} numbers (> {HISTORY_MAX_NUMBERS:.0e}); "
             "reduce runs, s or generations"
         )
-    rng = rng_from_seed("seed", seed)
-    m_stop = max_generations if until_collapse else G
-    k0 = int(_support_size(P0).max())
-    _check_memory_plan(scenario, R, s, k0, G, keep_history, m_stop)
-    stepper = _make_stepper(scenario, G)
-    if until_collapse and not stepper.absorbing:
-        raise InvalidArgument(
-            f"until_collapse: {type(scenario).__name__} is never absorbed in general (real data or old models "
-            "keep feeding diversity); until_collapse is only for FullySynthetic and RecentModels"
-        )
-    if isinstance(scenario, Schedule) and stepper.L > 0:
-        check_memory("counts", 16.0 * R * stepper.L, f"a real corpus of {stepper.L} points for {R} runs")
-
-    # ------------------------------------------------------------------ records
-    shape = (R, G + 1)
-    sig, mxp, dfirst, dtrue = (np.empty(shape) for _ in range(4))
-    supp = np.empty(shape, dtype=np.int64)
-    rows0 = P0[None, :] if one_row else P0
-    sig[:, 0] = _sigma(rows0)
-    mxp[:, 0] = _max_prob(rows0)
-    supp[:, 0] = _support_size(rows0)
-    dtrue[:, 0] = 0.0
-    ctime = np.full(R, -1, dtype=np.int64)
-    atime = np.full(R, -1, dtype=np.int64)
-    final = np.zeros((R, s))
-    hist = None
-    if keep_history:
-        hist = np.zeros((R, G + 1, s))
-        hist[:, 0] = P0
     nvec = None
     if isinstance(scenario, FullySynthetic):
         nvec = np.asarray(scenario.n, dtype=np.int64) if isinstance(scenario.n, tuple) else np.full(R, scenario.n)
     fast_tail = until_collapse and isinstance(scenario, FullySynthetic) and (
         scenario.decoding is None or scenario.decoding.is_identity
     )
+    return _Plan(P0=P0, rows0=P0[None, :] if one_row else P0, one_row=one_row, R=R, s=s, G=G,
+                 m_stop=max_generations if until_collapse else G, until_collapse=until_collapse,
+                 keep_history=keep_history, use_numba=use_numba, fast_tail=fast_tail, nvec=nvec,
+                 stepper=None, progress=progress)  # type: ignore[arg-type]  # set by _check_plan_memory
 
-    def result(m_last: int, used: str) -> SimulationResult:
+
+def _check_plan_memory(plan: _Plan, scenario) -> None:
+    """The memory estimates, then the checks that need the scenario's update rule (fills plan.stepper)."""
+    k0 = int(_support_size(plan.P0).max())
+    _check_memory_plan(scenario, plan.R, plan.s, k0, plan.G, plan.keep_history, plan.m_stop)
+    plan.stepper = _make_stepper(scenario, plan.G)
+    if plan.until_collapse and not plan.stepper.absorbing:
+        raise InvalidArgument(
+            f"until_collapse: {type(scenario).__name__} is never absorbed in general (real data or old models "
+            "keep feeding diversity); until_collapse is only for FullySynthetic and RecentModels"
+        )
+    if isinstance(scenario, Schedule) and plan.stepper.L > 0:
+        check_memory("counts", 16.0 * plan.R * plan.stepper.L, f"a real corpus of {plan.stepper.L} points for {plan.R} runs")
+
+
+class _Records:
+    """What a call returns: the per-generation records (runs x generations+1) and per-run outcomes."""
+
+    def __init__(self, plan: _Plan):
+        R, G, s, rows0 = plan.R, plan.G, plan.s, plan.rows0
+        self.G, self.s = G, s
+        shape = (R, G + 1)
+        self.sig, self.mxp, self.dfirst, self.dtrue = (np.empty(shape) for _ in range(4))
+        self.supp = np.empty(shape, dtype=np.int64)
+        self.sig[:, 0] = _sigma(rows0)
+        self.mxp[:, 0] = _max_prob(rows0)
+        self.supp[:, 0] = _support_size(rows0)
+        self.dtrue[:, 0] = 0.0
+        self.ctime = np.full(R, -1, dtype=np.int64)
+        self.atime = np.full(R, -1, dtype=np.int64)
+        self.final = np.zeros((R, s))
+        self.hist = None
+        if plan.keep_history:
+            self.hist = np.zeros((R, G + 1, s))
+            self.hist[:, 0] = plan.P0
+
+    def generation(self, act: np.ndarray, m: int, st: _State) -> None:
+        """Record generation m (1 <= m <= G) of the active runs `act`."""
+        P = st.P
+        self.sig[act, m] = _sigma(P)
+        self.mxp[act, m] = _max_prob(P)
+        self.supp[act, m] = _support_size(P)
+        self.dfirst[act, m] = _l1(P, st.p1p) + st.p1_out
+        self.dtrue[act, m] = _l1(P, st.p0p) + st.p0_out
+        if self.hist is not None:
+            self.hist[act, m] = _scatter(P, st.tok, self.s)
+
+    def absorbed(self, rows: np.ndarray, m: int, P: np.ndarray, tok: np.ndarray) -> None:
+        """Runs `rows` are absorbed at generation m: their outcome, and their records filled forward."""
+        self.atime[rows] = m
+        self.final[rows] = _scatter(P, tok, self.s)
+        if m < self.G:
+            for arr in (self.sig, self.mxp, self.supp, self.dfirst, self.dtrue):
+                arr[rows, m + 1:] = arr[rows, m][:, None]
+            if self.hist is not None:
+                self.hist[rows, m + 1:] = self.hist[rows, m][:, None, :]
+
+    def result(self, scenario, seed, m_last: int, used: str) -> SimulationResult:
         return SimulationResult(
-            scenario=scenario, sigma=sig, max_prob=mxp, drift_first=dfirst, drift_true=dtrue, support_size=supp,
-            collapse_time=ctime, winner=_winner(final), absorption_time=atime, final=final, generations=G,
-            generations_run=m_last, seed=seed, history=hist, backend=used,
+            scenario=scenario, sigma=self.sig, max_prob=self.mxp, drift_first=self.dfirst, drift_true=self.dtrue,
+            support_size=self.supp, collapse_time=self.ctime, winner=_winner(self.final),
+            absorption_time=self.atime, final=self.final, generations=self.G, generations_run=m_last, seed=seed,
+            history=self.hist, backend=used,
         )
 
-    if fast_tail and G == 0 and use_numba:
-        # nothing recorded past p^(0): every generation, the first included, in compiled code
-        P0u = np.ascontiguousarray(rows0)
-        row_of_run = np.zeros(R, dtype=np.int64) if one_row else np.arange(R)
-        d1 = np.empty(R)
-        m_last = tail.tail_from_p0(P0u, row_of_run, nvec, m_stop, rng, ctime, atime, final, d1)
-        dfirst[:, 0] = d1
-        return result(m_last, "numba")
 
-    # ------------------------------------------------------------------ generic loop
-    tok, p0p = _initial_packing(np.ascontiguousarray(np.broadcast_to(rows0, (R, s))))
+def _compiled_from_p0(plan: _Plan, rec: _Records, rng: np.random.Generator) -> int:
+    """Nothing recorded past p^(0): every generation, the first included, in compiled code."""
+    P0u = np.ascontiguousarray(plan.rows0)
+    row_of_run = np.zeros(plan.R, dtype=np.int64) if plan.one_row else np.arange(plan.R)
+    d1 = np.empty(plan.R)
+    m_last = tail.tail_from_p0(P0u, row_of_run, plan.nvec, plan.m_stop, rng, rec.ctime, rec.atime, rec.final, d1)
+    rec.dfirst[:, 0] = d1
+    return m_last
+
+
+PROGRESS_DELAY_S = 20.0
+"""With ``progress=None``, the bar of :func:`simulate` appears once a call has run this long."""
+
+
+def _progress_bar(plan: _Plan):
+    """A tqdm bar over the generations of the loop (None: no bar; see ``progress`` of simulate)."""
+    if plan.progress is False:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency of the course
+        return None
+    return tqdm(total=plan.m_stop, desc="simulate: generations", unit="gen", leave=False, file=sys.stderr,
+                delay=0.0 if plan.progress else PROGRESS_DELAY_S, mininterval=0.5)
+
+
+def _generation_loop(plan: _Plan, rec: _Records, rng: np.random.Generator) -> tuple[int, str]:
+    """Generations 1, 2, ... of every active run, vectorised; (last generation simulated, backend used).
+
+    Each generation: the scenario's update rule draws p^(m); the records and collapse times are
+    written; runs that can no longer change leave the batch; fully synthetic runs past the recorded
+    horizon go to the tail module; the packed columns are compacted when a quarter is dead.
+    """
+    G, m_stop, stepper, ctime = plan.G, plan.m_stop, plan.stepper, rec.ctime
+    tok, p0p = _initial_packing(np.ascontiguousarray(np.broadcast_to(plan.rows0, (plan.R, plan.s))))
     st = _State(tok, p0p)
-    if nvec is not None and isinstance(scenario.n, tuple):
-        st.rowvec["n"] = nvec
-    act = np.arange(R)  # original run index of each active row
-    m_last = 0
-    used = "numpy"
-    for m in range(1, m_stop + 1):
-        st.P = stepper.step(st, m, rng)
-        m_last = m
-        P = st.P
-        if m == 1:
-            st.p1p = P.copy()
-            dfirst[:, 0] = _l1(P, st.p0p) + st.p0_out
-        dirac = _is_dirac(P)
-        newly = dirac & (ctime[act] < 0)
-        if newly.any():
-            ctime[act[newly]] = m
-        if m <= G:
-            sig[act, m] = _sigma(P)
-            mxp[act, m] = _max_prob(P)
-            supp[act, m] = _support_size(P)
-            dfirst[act, m] = _l1(P, st.p1p) + st.p1_out
-            dtrue[act, m] = _l1(P, st.p0p) + st.p0_out
-            if hist is not None:
-                hist[act, m] = _scatter(P, st.tok, s)
-        # which tokens can still appear, and which runs can no longer change
-        alive = P > 0
-        for a in stepper.sources(st, m):
-            alive |= (a > 0) if a.ndim == 2 else (a > 0).any(axis=1)
-        cnt = alive.sum(axis=1)
-        absorbed = (cnt == 1) & dirac
-        if absorbed.any():
-            rows = act[absorbed]
-            atime[rows] = m
-            final[rows] = _scatter(P[absorbed], st.tok[absorbed], s)
-            if m < G:
-                for arr in (sig, mxp, supp, dfirst, dtrue):
-                    arr[rows, m + 1:] = arr[rows, m][:, None]
-                if hist is not None:
-                    hist[rows, m + 1:] = hist[rows, m][:, None, :]
-            keep = ~absorbed
-            act = act[keep]
-            st.take_rows(keep)
-            alive, cnt = alive[keep], cnt[keep]
-            if act.size == 0:
+    if plan.nvec is not None and isinstance(stepper.sc.n, tuple):
+        st.rowvec["n"] = plan.nvec
+    act = np.arange(plan.R)  # original run index of each active row
+    m_last, used = 0, "numpy"
+    bar = _progress_bar(plan)
+    try:
+        for m in range(1, m_stop + 1):
+            st.P = stepper.step(st, m, rng)
+            m_last = m
+            if bar is not None:
+                bar.update(1)
+            P = st.P
+            if m == 1:
+                st.p1p = P.copy()
+                rec.dfirst[:, 0] = _l1(P, st.p0p) + st.p0_out
+            dirac = _is_dirac(P)
+            newly = dirac & (ctime[act] < 0)
+            if newly.any():
+                ctime[act[newly]] = m
+            if m <= G:
+                rec.generation(act, m, st)
+            # which tokens can still appear, and which runs can no longer change
+            alive = P > 0
+            for a in stepper.sources(st, m):
+                alive |= (a > 0) if a.ndim == 2 else (a > 0).any(axis=1)
+            cnt = alive.sum(axis=1)
+            absorbed = (cnt == 1) & dirac
+            if absorbed.any():
+                rec.absorbed(act[absorbed], m, P[absorbed], st.tok[absorbed])
+                keep = ~absorbed
+                act = act[keep]
+                st.take_rows(keep)
+                alive, cnt = alive[keep], cnt[keep]
+                if act.size == 0:
+                    break
+            if m == m_stop:
                 break
-        if m == m_stop:
-            break
-        if fast_tail and m >= G:
-            used = "numba" if use_numba else "numpy"
-            m_last = tail.tail_from_counts(st, act, m, m_stop, st.rowvec.get("n", nvec[act]), rng, ctime, atime,
-                                           final, used)
-            act = act[:0]
-            break
-        if cnt.max() <= 0.75 * st.k:
-            st.repack(alive)
+            if plan.fast_tail and m >= G:
+                used = "numba" if plan.use_numba else "numpy"
+                nrows = st.rowvec.get("n", plan.nvec[act] if plan.nvec is not None else None)
+                m_last = tail.tail_from_counts(st, act, m, m_stop, nrows, rng, ctime, rec.atime, rec.final, used)
+                act = act[:0]
+                break
+            if cnt.max() <= 0.75 * st.k:
+                st.repack(alive)
+    finally:
+        if bar is not None:
+            bar.close()
     if act.size:
-        final[act] = _scatter(st.P, st.tok, s)
-    return result(m_last, used)
+        rec.final[act] = _scatter(st.P, st.tok, plan.s)
+    return m_last, used

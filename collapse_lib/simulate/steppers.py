@@ -1,15 +1,13 @@
 """Update rules: one class per scenario computes p^(m) from the engine's packed state.
 
 A stepper's ``step(st, m, rng)`` draws generation m of every active run (rows of the
-packed arrays of :class:`~collapse_lib.simulate.engine._State`) and returns p^(m) as a
+packed arrays of :class:`~collapse_lib.simulate.state._State`) and returns p^(m) as a
 (runs, k) array; ``sources(st, m)`` lists the arrays whose positive entries are tokens a
 future generation could still be trained on (the engine adds the current p^(m) itself),
 which is how the engine knows when a token is gone for good and when a run is absorbed.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,9 +22,8 @@ from .scenarios import (
     RecentModels,
     Schedule,
 )
+from .state import _State
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .engine import _State
 
 
 def _decode(dec: Decoding | None, p: np.ndarray) -> np.ndarray:
