@@ -403,3 +403,12 @@ def merge_runs(a: dict, b: dict | None) -> dict:
            "generations": max(a["config"]["generations"], b["config"]["generations"])}
     return {**a, "config": cfg, "stages": {**b["stages"], **a["stages"]},
             "floor": {**b.get("floor", {}), **a.get("floor", {})}}
+
+
+#: chain name -> a short name for table cells
+SHORT_NAMES: dict[str, str] = {
+    "fully_100k": "fully 100k", "fully_20k": "fully 20k", "partially_100k": "partially 100k",
+    "fully_100k_T0.8": "fully 100k, T 0.8", "partially_50k": "partially 50k",
+    "fully_200k": "fully 200k", "fully_20k_best": "fully 20k, stopped",
+    "fully_100k_best": "fully 100k, stopped",
+}
