@@ -1,6 +1,7 @@
 """Tests of collapse_lib.gpt: corpus, model + KV cache, sampler, trainer, runner (resume), CLI.
 
-All models here are tiny so the module runs in well under a minute on a loaded 2-core CPU.
+All models here are tiny so the module runs in well under a minute on a loaded 2-core CPU. The
+tests that build models run on the CPU and, when torch sees a GPU, on CUDA too (``device``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ TINY = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16)
 #: differences of a few 1e-6 are round-off; a real cache bug changes probabilities by > 1e-3
 #: (test_kv_cache_detects_wrong_positions).
 ATOL = 1e-5
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,9 +103,9 @@ def test_load_text_file_checks_checksum(tmp_path):
 
 
 # ----------------------------------------------------------------------------- model + sampler
-def _model(cfg: GPTConfig = TINY, seed: int = 0) -> GPT:
+def _model(cfg: GPTConfig = TINY, seed: int = 0, device: str = "cpu") -> GPT:
     torch.manual_seed(seed)
-    m = GPT(cfg).eval()
+    m = GPT(cfg).eval().to(device)
     # larger-than-init weights so that the attention pattern is far from uniform
     with torch.no_grad():
         for p in m.parameters():
@@ -115,11 +122,11 @@ def test_config_validation():
         _model()(torch.zeros(1, TINY.block_size + 1, dtype=torch.long))
 
 
-def test_kv_cache_probabilities_equal_full_forward_at_every_step():
+def test_kv_cache_probabilities_equal_full_forward_at_every_step(device):
     """Within block_size the cached sampler's next-token distribution at each step equals the
     softmax of a full forward pass over the prefix generated so far."""
-    m = _model()
-    prompt = torch.randint(65, (4, 3), generator=torch.Generator().manual_seed(1))
+    m = _model(device=device)
+    prompt = torch.randint(65, (4, 3), generator=torch.Generator().manual_seed(1)).to(device)
     n_new = TINY.block_size - 3
     out, probs = sample(m, prompt, n_new, generator=torch.Generator().manual_seed(2), return_probs=True)
     for t in range(n_new):
@@ -138,9 +145,9 @@ def test_kv_cache_detects_wrong_positions():
 
 
 @pytest.mark.parametrize("keep", [1, 5, TINY.block_size])
-def test_cached_sampler_equals_naive_beyond_block_size(keep):
-    m = _model()
-    prompt = torch.randint(65, (3, 2), generator=torch.Generator().manual_seed(4))
+def test_cached_sampler_equals_naive_beyond_block_size(keep, device):
+    m = _model(device=device)
+    prompt = torch.randint(65, (3, 2), generator=torch.Generator().manual_seed(4)).to(device)
     n_new = 3 * TINY.block_size
     out, probs = sample(m, prompt, n_new, generator=torch.Generator().manual_seed(5), keep=keep, return_probs=True)
     ref_out, ref_probs = sample_naive(m, prompt, n_new, keep=keep, forced=out[:, 2:], return_probs=True)
@@ -176,27 +183,28 @@ def test_top_k_and_temperature():
         sample(_model(), torch.zeros(1, 1, dtype=torch.long), 3, keep=TINY.block_size + 1)
 
 
-def test_sampler_frequencies_match_model_probabilities():
+def test_sampler_frequencies_match_model_probabilities(device):
     """Sampling is unbiased: first-token frequencies over many streams match p(.|prompt) within
     5 binomial standard errors."""
-    m = _model(seed=7)
+    m = _model(seed=7, device=device)
     n = 20_000
-    prompt = torch.zeros(n, 1, dtype=torch.long)
-    out = sample(m, prompt, 1, generator=torch.Generator().manual_seed(8))
+    prompt = torch.zeros(n, 1, dtype=torch.long, device=device)
+    out = sample(m, prompt, 1, generator=torch.Generator().manual_seed(8)).cpu()
     freq = torch.bincount(out[:, 1], minlength=65).double() / n
-    p = m.next_token_probs(prompt[:1])[0].double()
+    p = m.next_token_probs(prompt[:1])[0].double().cpu()
     se = (p * (1 - p) / n).sqrt()
     assert ((freq - p).abs() <= 5 * se + 1e-12).all()
 
 
-def test_sample_streams_follow_the_full_context_rule():
-    m = _model()
+def test_sample_streams_follow_the_full_context_rule(device):
+    m = _model(device=device)
     T = m.config.block_size
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     st = sample_streams(m, 10, start_token=3, generator=g(), batch=4)
     assert st.shape == (10, T + 1) and st.dtype == torch.uint8 and (st[:, 0] == 3).all()
     # batches of 4 use the generator in order: same streams as one batch of 10 only if the rule is
     # "full stream so far"; compare with the naive sampler that recomputes the whole prefix
+    st = st.to(device)
     _, p_cached = sample(m, st[:, :1].long(), T, generator=g(), keep=T, return_probs=True)
     _, p_naive = sample_naive(m, st[:, :1].long(), T, keep=T, forced=st[:, 1:].long(), return_probs=True)
     _, p_teacher = sample(m, st[:, :1].long(), 0, keep=T, return_probs=True)
@@ -266,14 +274,14 @@ def test_lr_schedule():
         TrainConfig(max_iters=10, warmup_iters=11)
 
 
-def test_training_is_deterministic_and_learns():
+def test_training_is_deterministic_and_learns(device):
     text = D.build_corpus_text(target_chars=20_000)
     data = D.CharTokenizer().encode(text)
     cfg = TrainConfig(max_iters=40, batch_size=8, warmup_iters=5, learning_rate=3e-3, min_lr=3e-4, eval_interval=10**9)
     params = []
     for _ in range(2):
         torch.manual_seed(0)
-        m = GPT(TINY)
+        m = GPT(TINY).to(device)
         before = evaluate_loss(m, data, 16)
         train(m, data, cfg, torch.Generator().manual_seed(1), progress=False)
         params.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
@@ -316,15 +324,15 @@ def test_stage_graph_shares_generation_one_and_orders_dependencies():
     assert g["fully/s1/gen3"] == ("fully/s1/gen2",)
 
 
-def test_resume_gives_identical_numbers_and_workers_agree(tmp_path):
-    full = Runner(_tiny_run_config(), tmp_path / "a", **QUIET).run()
+def test_resume_gives_identical_numbers_and_workers_agree(tmp_path, device):
+    full = Runner(_tiny_run_config(device=device), tmp_path / "a", **QUIET).run()
     # a kill during the last stages: drop two finished stages and rerun
     for st in ("fully/s1/gen2", "partially/s0/gen2"):
         (tmp_path / "a" / "checkpoints" / f"{st}.pt").unlink()
         (tmp_path / "a" / "stages" / f"{st}.json").unlink()
-    again = Runner(_tiny_run_config(), tmp_path / "a", **QUIET).run()
+    again = Runner(_tiny_run_config(device=device), tmp_path / "a", **QUIET).run()
     assert _numbers(full) == _numbers(again)
-    two = Runner(_tiny_run_config(workers=2), tmp_path / "b", **QUIET).run()
+    two = Runner(_tiny_run_config(workers=2, device=device), tmp_path / "b", **QUIET).run()
     assert _numbers(two) == _numbers(full)  # the parallel scheduler changes no number
     st = full["stages"]
     assert st["fully/s0/gen1"]["l1_to_p1"] == 0 and st["fully/s0/gen2"]["l1_to_p1"] > 0
@@ -437,6 +445,8 @@ def test_cli_builds_config_and_reports_a_refused_resume(tmp_path, capsys):
 
     args = build_parser().parse_args(["run", "--out", "x", "--quick", "--generations", "3", "--iters", "7",
                                       "--threads", "2", "--workers", "1"])
+    run_help = " ".join(build_parser()._subparsers._group_actions[0].choices["run"].format_help().split())
+    assert "(default 1200;" in run_help  # the committed recipe (the help said 1500)
     cfg = config_from_args(args)
     assert cfg.generations == 3 and cfg.train.max_iters == 7 and cfg.threads == 2 and cfg.workers == 1
     (tmp_path / "config.json").write_text("{}")

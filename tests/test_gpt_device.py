@@ -201,6 +201,17 @@ def test_controls_features_run_and_record_passes(tmp_path, device):
         assert math.isfinite(st["fully/s0/gen2"][key])
     again = Runner(cfg, tmp_path, **QUIET).run()  # resumes: nothing to do, same numbers
     assert again["stages"]["best/s0/gen2"]["l1_to_p1"] == b["l1_to_p1"]
+    from collapse_lib.gpt.provenance import write_controls
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "README.md").write_text("# main results\n")
+    for _ in range(2):  # the section is replaced, not repeated
+        write_controls(tmp_path, dest)
+    text = (dest / "README.md").read_text()
+    assert text.startswith("# main results") and text.count("## Controls run") == 1
+    assert "Status: **complete**" in text and "| best | 1 |" in text
+    assert f"{b['entropy']:.3f}" in (dest / "controls" / "README.md").read_text()
 
 
 def test_extra_real_set_leaves_the_first_draws_unchanged(tmp_path):
@@ -304,3 +315,21 @@ def test_context_gain_is_paired_and_zero_for_a_context_free_model(device):
         context_gain(m, streams, short=T)
     with pytest.raises(ValueError, match="streams"):
         context_gain(m, streams[:, :-1])
+
+
+# ----------------------------------------------------------------------------- attention kernel
+def test_scaled_dot_product_attention_matches_explicit_attention(device):
+    """The model's full-sequence attention (PyTorch's scaled_dot_product_attention, flash kernels
+    on a GPU) equals the explicit softmax(q k^T / sqrt(d) + causal mask) v within float32 round-off."""
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(block_size=32, n_layer=1, n_head=4, n_embd=32)).to(device).eval()
+    attn = m.blocks[0].attn
+    x = torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
+    with torch.no_grad():
+        y = attn(x)
+        q, k, v = attn.c_attn(x).split(32, dim=2)
+        q, k, v = (t.view(3, 32, 4, 8).transpose(1, 2) for t in (q, k, v))
+        mask = torch.full((32, 32), float("-inf"), device=device).triu(1)
+        att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(8) + mask, dim=-1)
+        ref = attn.c_proj((att @ v).transpose(1, 2).reshape(3, 32, 32))
+    torch.testing.assert_close(y, ref, rtol=0, atol=1e-5 if device == "cpu" else 1e-3)

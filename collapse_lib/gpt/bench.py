@@ -78,6 +78,46 @@ def bench_training(config: GPTConfig | None = None, batch_size: int = 16, iters:
             "iters_per_s": iters / hist["wall_s"], "params": model.num_params()}
 
 
+def bench_configs(devices: list[str] | None = None, iters: dict | None = None, streams: dict | None = None,
+                  seed: int = 0) -> list[dict]:
+    """Training tokens/s and sampling characters/s of the committed configuration and of the
+    paper's (:func:`~collapse_lib.gpt.runner.paper_config`) on every available device, side by side.
+
+    Training: ``iters[name]`` iterations of the configuration's own batch on random tokens (the
+    speed does not depend on the data), after one warm-up iteration. Sampling: ``streams[name]``
+    streams by the experiment's rule (:func:`~collapse_lib.gpt.sample.sample_streams`)."""
+    from .runner import RunConfig, paper_config
+    from .sample import sample_streams
+
+    devices = devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    iters = iters or {"committed": 20, "paper": 3}
+    streams = streams or {"committed": 256, "paper": 32}
+    rows = []
+    for name, cfg in (("committed", RunConfig()), ("paper", paper_config())):
+        for dev in devices:
+            torch.manual_seed(seed)
+            model = GPT(cfg.model).to(dev)
+            g = torch.Generator().manual_seed(seed)
+            data = torch.randint(cfg.model.vocab_size, (200_000,), generator=g, device=g.device)
+            tr = cfg.train
+            warm = TrainConfig(**{**tr.to_dict(), "max_iters": 1, "warmup_iters": 0, "eval_interval": 10**9})
+            train(model, data, warm, g, progress=False)
+            run = TrainConfig(**{**tr.to_dict(), "max_iters": iters[name], "warmup_iters": 0, "eval_interval": 10**9})
+            hist = train(model, data, run, g, progress=False)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = sample_streams(model, streams[name], 0, torch.Generator().manual_seed(seed))
+            t_sample = time.perf_counter() - t0
+            rows.append({"config": name, "device": dev, "params": model.num_params(),
+                         "batch": tr.batch_size, "context": cfg.model.block_size, "train_iters": iters[name],
+                         "train_tokens_per_s": hist["tokens_per_s"], "train_s_per_iter": hist["wall_s"] / iters[name],
+                         "sample_chars_per_s": (out.size(1) - 1) * out.size(0) / t_sample,
+                         "sample_streams": streams[name],
+                         "est_train_s_per_generation": hist["wall_s"] / iters[name] * tr.max_iters})
+    return rows
+
+
 def run_benchmarks(batch: int = 64, n_tokens: int = 1024) -> dict:
     """Both benchmarks on the experiment's default architecture, with environment info."""
     return {

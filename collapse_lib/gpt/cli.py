@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=_positive_int, help="torch threads per worker (default 1; recorded in the "
                    "configuration)")
     r.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    r.add_argument("--scheduler", metavar="ADDRESS", help="run the stages on an existing Dask cluster (e.g. "
+                   "tcp://host:8786, or a dask-jobqueue cluster's address); its workers must see --out at the same "
+                   "path. Without it, --workers local processes run them")
 
     ng = sub.add_parser("ngram", help="the counting n-gram model pushed through the same loop (needs the p0 stage)")
     ng.add_argument("--out", required=True, help="a run directory whose p0 stage is complete")
@@ -68,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tokens", type=_positive_int, default=1024, help="new tokens per stream")
     b.add_argument("--threads", type=_positive_int)
     b.add_argument("--json", help="also write the results to this JSON file")
+    b.add_argument("--configs", action="store_true", help="instead: training tokens/s and sampling characters/s "
+                   "of the committed and the paper's configuration on every available device, side by side")
 
     sub.add_parser("corpus", help="build the Shakespeare corpus and print its size, checksum and vocabulary")
     return p
@@ -103,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cfg = config_from_args(args)
             res = Runner(cfg, args.out, progress=False if args.no_progress else None,
-                         log=lambda s: print(s, flush=True)).run()
-        except (ValueError, RuntimeError) as exc:
+                         log=lambda s: print(s, flush=True), scheduler=args.scheduler).run()
+        except (ValueError, RuntimeError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"done: {args.out}/metrics.json ({len(res['stages'])} stages)")
@@ -118,10 +123,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"done: {args.out}/ngram.json ({res['wall_s']:.0f} s)")
     elif args.command == "bench":
-        from .bench import run_benchmarks
+        from .bench import bench_configs, run_benchmarks
+        from .runner import environment
 
-        res = run_benchmarks(batch=args.batch, n_tokens=args.tokens)
-        print(json.dumps(res, indent=1))
+        if args.configs:
+            res = {"configs": bench_configs(), "environment": environment()}
+            for r in res["configs"]:
+                print(f"{r['config']:>9} {r['device']:>4}: train {r['train_tokens_per_s']:>9.0f} tokens/s "
+                      f"({r['train_s_per_iter']:.3f} s/iter, {r['est_train_s_per_generation']:.0f} s per generation), "
+                      f"sample {r['sample_chars_per_s']:>8.0f} chars/s")
+        else:
+            res = run_benchmarks(batch=args.batch, n_tokens=args.tokens)
+        if not args.configs:
+            print(json.dumps(res, indent=1))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import floor, load_run, ngram_summary, seed_summary
+from .report import chain_floor, floor, load_run, ngram_summary, seed_summary, values
 
 
 def _pm(mean: float, se: float) -> str:
@@ -107,6 +107,8 @@ def write_readme(run_dir: str | Path, dest: str | Path) -> Path:
     ]
     if "ngram" in run:
         lines += ngram_lines(run)
+    if (dest / "controls" / "metrics.json").is_file():  # keep the controls run's section
+        lines += ["", *controls_lines(load_run(dest / "controls"))]
     out = dest / "README.md"
     out.write_text("\n".join(lines))
     return out
@@ -163,7 +165,151 @@ def ngram_lines(run: dict) -> list[str]:
     return lines + ["", text, ""]
 
 
+# ----------------------------------------------------------------------------- the controls run
+CONTROLS_START, CONTROLS_END = "<!-- controls:start -->", "<!-- controls:end -->"
+
+
+def _last_complete(run: dict, name: str) -> int:
+    """The last generation that every seed of chain ``name`` has completed (0 if none)."""
+    v = values(run, name, "entropy")
+    ok = np.isfinite(v).all(axis=0)
+    return int(np.flatnonzero(ok)[-1] + 1) if ok.any() else 0
+
+
+def kept_passes(run: dict, name: str) -> np.ndarray:
+    """``(seeds, generations)`` passes over the training characters made by the weights each
+    generation kept: ``passes`` (of all iterations trained) scaled by ``best_iter / iters_trained``
+    under the rule ``stop=best``, unchanged under fixed iterations."""
+    p, it = values(run, name, "passes"), values(run, name, "iters_trained")
+    best = np.full_like(p, np.nan)
+    c = next(c for c in run["config"]["chains"] if c["name"] == name)
+    for i, s in enumerate(c["seeds"]):
+        for m in range(p.shape[1]):
+            st = run["stages"].get(f"{name}/s{s}/gen{m + 1}")
+            if st is not None:
+                best[i, m] = st.get("best_iter") or st["iters_trained"]
+    return p * best / it
+
+
+def controls_rows(run: dict) -> list[str]:
+    """One Markdown row per chain of a controls run: seeds, passes per generation (generation 1;
+    later generations, mean over seeds and generations), iterations trained, the drift from p^(1)
+    at the last generation all seeds completed (± s.e. over seeds) against the chain's own null
+    (the retraining floor of its generation 1: mean and range over seed pairs), and the trends of
+    drift from p^(0), entropy, support, distinct 4-grams, loss on Shakespeare and the two in-context
+    instruments from generation 1 to that generation."""
+    rows = []
+    for c in run["config"]["chains"]:
+        name = c["name"]
+        G = _last_complete(run, name)
+        if G == 0:
+            rows.append(f"| {name} | {len(c['seeds'])} | not started | | | | | | | | | | |")
+            continue
+        pv = kept_passes(run, name)
+        later = pv[:, 1:G]
+        passes = f"{np.nanmean(pv[:, 0]):.1f}; {np.nanmean(later):.1f}" if G > 1 else f"{np.nanmean(pv[:, 0]):.1f}; -"
+        it = values(run, name, "iters_trained")[:, 1:G]
+        iters = f"{np.nanmean(it):.0f} ({np.nanmin(it):.0f}-{np.nanmax(it):.0f})" if G > 1 else "-"
+        _, d, se = seed_summary(run, name, "l1_to_p1")
+        fl = chain_floor(run, name)
+        null = f"{fl['mean']:.3f} ({fl['min']:.3f}-{fl['max']:.3f}, {len(fl['pairs'])} pairs)" if fl else "-"
+        cells = [name, str(len(c["seeds"])), passes, iters, f"{G}: {_pm(d[G - 1], se[G - 1])}", null]
+        for key in ("l1_to_p0", "entropy", "support", "distinct4", "loss_real", "icl_copy_gain", "icl_context_gain"):
+            _, v, _ = seed_summary(run, name, key)
+            cells.append(f"{v[0]:.3f} → {v[G - 1]:.3f}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def controls_lines(run: dict, where: str = "controls/") -> list[str]:
+    """The README section of a controls run (``run`` = its loaded ``metrics.json``)."""
+    cfg, env, stages = run["config"], run["environment"], run["stages"]
+    G = cfg["generations"]
+    walls = run.get("invocation_wall_s", {})
+    cpu = sum(s.get("cpu_s", 0.0) for s in stages.values())
+    total = len(stages)
+    from .runner import RunConfig, stage_graph
+
+    graph = stage_graph(RunConfig(**cfg))
+    by: dict[str, list[float]] = {}
+    for k, st in stages.items():
+        group = "p0" if k == "p0" else ("generation 1 (floor seeds included)" if k.startswith("gen1/") else k.split("/")[0])
+        by.setdefault(group, []).append(st.get("cpu_s", 0.0))
+    where_time = "; ".join(f"{g}: {sum(v) / 60:.1f} min CPU over {len(v)} stages" for g, v in by.items())
+    p0 = stages.get("p0", {})
+    chains_txt = "; ".join(
+        f"{c['name']} ({c['scheme']}, n = {c['n']:,}"
+        + (f", N = {c['n_real']:,} real" if c.get("n_real") else "")
+        + (f", generation 1 on {c['gen1_n']:,} real" if c.get("gen1_n") else "")
+        + (f", rule {', '.join(f'{k}={v}' for k, v in c['train'].items())}" if c.get("train") else "")
+        + f", seeds {', '.join(map(str, c['seeds']))})" for c in cfg["chains"])
+    status = "complete" if total == len(graph) else f"PARTIAL: {total} of {len(graph)} stages done"
+    return [
+        CONTROLS_START,
+        "## Controls run (issue 21: matched controls, stopping rule, in-context instruments)",
+        "",
+        f"Files in `{where}`: `metrics.json`, `config.json` (with `planned_passes`). Status: **{status}**.",
+        "Reproduce: `python -m collapse_lib.gpt run --preset controls --out runs/gpt_controls`, then "
+        "`python -m collapse_lib.gpt.provenance --controls runs/gpt_controls results/gpt`.",
+        "",
+        f"- same recipe, run seed ({cfg['seed']}) and stage seeds as the main run, so p^(0) and the generation-1 models "
+        f"at n = 100k are the main run's models (p^(0) here: loss on Shakespeare {p0.get('loss_real', float('nan')):.4f}); "
+        f"the real set is extended by {cfg.get('n_real_extra', 0):,} characters drawn after everything else of p^(0)",
+        f"- chains: {chains_txt}; {G} generations; {cfg['floor_seeds']} generation-1 seeds per size and rule (floor)",
+        "- passes = iterations x batch x tokens per stream / training characters; rule `stop=best`: held-out loss of "
+        "the generation's own held-out split every 100 iterations, best weights kept, stop after 3 evaluations "
+        "without improvement (learning-rate schedule over 1200 iterations)",
+        "- in-context instruments (`collapse_lib.gpt.measure`): copy gain = loss on the first copy of a repeated "
+        "random 32-character string minus loss on the second (64 fixed strings); context gain = loss with the last "
+        "8 characters minus loss with the whole prefix (>= 32 characters), on 64 held-out p^(0) streams",
+        f"- machine: {env['platform']}, {env['cpu_count']} CPUs, torch {env['torch']}, device {env['device']}, "
+        f"{env.get('executor', 'local process pool')} x {env['torch_threads']} thread(s); no GPU was available",
+        f"- wall time: {sum(walls.values()) / 60:.1f} min over {len(walls)} invocation(s); CPU time of all stages "
+        f"{cpu / 60:.1f} min; where it went: {where_time}",
+        "- the machine was shared with other jobs during the run, so wall times are longer than on an idle machine "
+        "(compare CPU times)",
+        "",
+        "Per chain (means over seeds; ± one standard error over seeds; trends from generation 1 to the last generation "
+        "all seeds completed; passes of the weights kept: generation 1; later generations, mean; iterations trained "
+        "in generations >= 2: mean (range)):",
+        "",
+        "| chain | seeds | passes | iterations (gen >= 2) | drift from p^(1), last gen. | null: floor of its gen. 1 | "
+        "drift from p^(0) | entropy | support | distinct 4-grams | loss on Shakespeare | copy gain | context gain |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *controls_rows(run),
+        CONTROLS_END,
+        "",
+    ]
+
+
+def write_controls(run_dir: str | Path, dest: str | Path) -> Path:
+    """Copy a controls run's ``metrics.json`` and ``config.json`` to ``dest/controls/``, write
+    ``dest/controls/README.md`` and put the same section into ``dest/README.md`` (replacing the
+    previous one). Works on a run in progress (a partial snapshot, marked as such)."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    out = dest / "controls"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.json", "config.json"):
+        shutil.copyfile(run_dir / name, out / name)
+    lines = controls_lines(load_run(out))
+    (out / "README.md").write_text("\n".join(["# GPT controls run", "", *lines[2:-2], ""]).replace(
+        "## Controls run", "Controls run"))
+    readme = dest / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    if CONTROLS_START in text:
+        head, rest = text.split(CONTROLS_START, 1)
+        tail = rest.split(CONTROLS_END, 1)[1] if CONTROLS_END in rest else ""
+        text = head + "\n".join(lines[:-1]) + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(lines)
+    readme.write_text(text)
+    return out
+
+
 if __name__ == "__main__":  # pragma: no cover
+    if len(sys.argv) == 4 and sys.argv[1] == "--controls":
+        print(write_controls(sys.argv[2], sys.argv[3]))
+        sys.exit(0)
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m collapse_lib.gpt.provenance RUN_DIR DEST_DIR")
+        sys.exit("usage: python -m collapse_lib.gpt.provenance [--controls] RUN_DIR DEST_DIR")
     print(write_readme(sys.argv[1], sys.argv[2]))

@@ -21,9 +21,23 @@ The experiment
     its own text (``n`` characters plus 10 % held out) at the chain's temperature.
 
 Every stage writes one checkpoint; stages run in ``workers`` processes in parallel (each with
-``threads`` torch threads) in dependency order; an interrupted run resumes with the next missing
+``threads`` torch threads), or on the workers of an existing Dask cluster (``Runner(...,
+scheduler=ADDRESS)``), in dependency order; an interrupted run resumes with the next missing
 stage. Each stage derives its seed from the run seed and its name (:func:`stage_seed`), so the
-numbers do not depend on the order in which stages ran or on interruptions.
+numbers do not depend on the order in which stages ran, on interruptions or on the executor.
+
+Devices (``RunConfig.device``: ``auto``, ``cpu`` or ``cuda``): models live on the device, every
+random draw comes from a CPU generator (:func:`~collapse_lib.gpt.sample.draw_categorical`), so a
+seed gives the same random streams everywhere; CPU and GPU numbers differ only by floating point
+(on a GPU: TF32 matmuls and bf16 autocast in training). Floating point also differs between CPU
+hosts (instruction sets select different kernels): a rerun on another machine reproduces a run's
+statistics, not its bits.
+
+Optional per-chain settings (:class:`Chain`): the real data of a partially synthetic chain, the
+size of its generation 1, and its own training rule (``{"stop": "best"}``: the best held-out loss
+of the generation's own held-out split); every trained stage records ``passes`` (iterations x
+batch x tokens per stream / training characters), ``iters_trained`` and ``best_iter``, and the
+in-context instruments ``icl_*`` (:func:`~collapse_lib.gpt.measure.in_context_metrics`).
 
 Per generation (model ``p^(m)``, sample ``D_m``) we record (:mod:`~collapse_lib.gpt.measure`):
 drift to ``p^(1)`` (the chain's own) and to ``p^(0)``; mean entropy, largest probability and
@@ -589,8 +603,13 @@ def _worker(cfg_dict: dict, out: str, stage: str) -> dict:
 class Runner:
     """Runs (or resumes) the experiment of the module docstring in ``out``."""
 
-    def __init__(self, cfg: RunConfig, out: str | os.PathLike, progress: bool | None = None, log=print):
+    def __init__(self, cfg: RunConfig, out: str | os.PathLike, progress: bool | None = None, log=print,
+                 scheduler: str | None = None):
+        """``scheduler``: the address of a running Dask scheduler (``tcp://host:8786``) or a
+        ``distributed.Client``; the stages then run on that cluster's workers (which must see
+        ``out`` at the same path). Without it, ``cfg.workers`` local processes run them."""
         self.cfg = cfg
+        self.scheduler = scheduler
         self.out = Path(out)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log
@@ -618,9 +637,10 @@ class Runner:
                              "use a new --out directory")
         path.write_text(json.dumps({**cfg, "planned_passes": self.cfg.planned_passes()}, indent=2))
 
-    def run(self) -> dict:
-        """Run every missing stage (``cfg.workers`` processes in parallel), then write and return
-        ``metrics.json``'s content."""
+    def run(self, max_stages: int | None = None) -> dict:
+        """Run every missing stage (``cfg.workers`` local processes in parallel, or the workers of
+        the Dask cluster at ``scheduler``), then write and return ``metrics.json``'s content.
+        ``max_stages`` stops after that many stages were computed (an interruption, for tests)."""
         from tqdm.auto import tqdm
 
         self.check_config()
@@ -634,17 +654,21 @@ class Runner:
         t_start = time.perf_counter()
         bar = tqdm(total=len(graph), initial=len(done), desc="stages", disable=not self.progress)
         cfg_dict = self.cfg.to_dict()
-        if self.cfg.workers == 1:
-            for s in todo:
+        budget = len(todo) if max_stages is None else max_stages
+        if self.scheduler is not None:
+            self._run_dask(graph, todo, done, depth, budget, bar, t_start)
+        elif self.cfg.workers == 1:
+            for s in todo[:budget]:
                 met = self.stages.run_stage(s)
                 self._report(s, met, bar)
         else:
             with ProcessPoolExecutor(self.cfg.workers, mp_context=get_context("spawn")) as pool:
                 running: dict = {}
-                while todo or running:
+                computed = 0
+                while (todo and computed + len(running) < budget) or running:
                     ready = [s for s in todo if all(d in done for d in graph[s])]
                     ready.sort(key=lambda s: -depth[s])
-                    for s in ready[: self.cfg.workers - len(running)]:
+                    for s in ready[: min(self.cfg.workers - len(running), budget - computed - len(running))]:
                         running[pool.submit(_worker, cfg_dict, str(self.out), s)] = s
                         todo.remove(s)
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -652,10 +676,48 @@ class Runner:
                         s = running.pop(f)
                         met = f.result()
                         done.add(s)
+                        computed += 1
                         self._report(s, met, bar)
                         self.collect(time.perf_counter() - t_start)
         bar.close()
         return self.collect(time.perf_counter() - t_start)
+
+    def _run_dask(self, graph, todo, done, depth, budget, bar, t_start) -> None:
+        """The same scheduling loop on a Dask cluster: a stage is submitted when its dependencies
+        are done, longest remaining chain first, at most as many at once as the cluster has
+        worker threads; each stage is one task that reads and writes checkpoints in ``out``."""
+        from distributed import Client, wait as dwait
+
+        client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
+        try:
+            slots = max(1, sum(client.nthreads().values()))
+            cfg_dict, out = self.cfg.to_dict(), str(self.out.resolve())
+            running: dict = {}
+            computed = 0
+            while (todo and computed + len(running) < budget) or running:
+                ready = [s for s in todo if all(d in done for d in graph[s])]
+                ready.sort(key=lambda s: -depth[s])
+                for s in ready[: min(slots - len(running), budget - computed - len(running))]:
+                    key = f"gpt-stage-{s}-{self.cfg.fingerprint()[:12]}-{time.time_ns()}"
+                    running[client.submit(_worker, cfg_dict, out, s, key=key, pure=False, retries=0)] = s
+                    todo.remove(s)
+                finished = dwait(list(running), return_when="FIRST_COMPLETED").done
+                for f in finished:
+                    s = running.pop(f)
+                    met = f.result()
+                    done.add(s)
+                    computed += 1
+                    self._report(s, met, bar)
+                    self.collect(time.perf_counter() - t_start)
+        finally:
+            if client is not self.scheduler:
+                client.close()
+
+    def _executor(self) -> str:
+        if self.scheduler is None:
+            return f"local process pool ({self.cfg.workers} workers)" if self.cfg.workers > 1 else "in process"
+        addr = getattr(self.scheduler, "scheduler", None)
+        return f"dask distributed ({getattr(addr, 'address', self.scheduler)})"
 
     def _report(self, stage: str, met: dict, bar) -> None:
         bar.update(1)
@@ -676,7 +738,8 @@ class Runner:
         walls = dict(prev.get("invocation_wall_s", {}))
         if wall is not None:
             walls[self.invocation] = wall  # one entry per invocation (start time), updated as it runs
-        out = {"config": self.cfg.to_dict(), "environment": environment(self.cfg.threads),
+        env = dict(environment(self.cfg.threads), executor=self._executor())
+        out = {"config": self.cfg.to_dict(), "environment": env,
                "invocation_wall_s": walls, "floor": self.floor(), "stages": stages}
         tmp = self.out / "metrics.json.tmp"
         tmp.write_text(json.dumps(out, indent=1))
