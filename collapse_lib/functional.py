@@ -34,6 +34,11 @@ Loop. Same scenarios as :mod:`collapse_lib.simulate` (its ``FullySynthetic`` and
 ``PartiallySynthetic`` dataclasses): generation 1 is fitted to real data (n, resp. N, samples per
 context from p^(0)); generation m >= 2 to n samples per context of p^(m-1) (plus, partially
 synthetic, the same N real samples, F = (N F_real + n F_syn) / (N + n)).
+
+Exact values and measurements for the chapter: :func:`exact_total_collapse_time` (eq. F3, the
+time to total collapse of the count model, d >= c, from the exact chain of chapter 3) and
+:func:`metastability` (collapsed samples of a penalised run and the escapes from them, against
+eq. F4).
 """
 
 from __future__ import annotations
