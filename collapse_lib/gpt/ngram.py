@@ -378,7 +378,7 @@ def _pooled(measured: list[np.ndarray], predicted: list[np.ndarray]) -> dict:
     return {"measured": meas.mean(axis=0).tolist(), "predicted": pred.mean(axis=0).tolist(), "se": se.tolist()}
 
 
-def bridge_fully(chains: list[dict], m_max: int | None = None) -> dict:
+def bridge_fully(chains: list[dict], m_max: int | None = None, support: bool = True) -> dict:
     """Measured against predicted mean ``S_m`` over the contexts alive in every generation up to
     ``m`` (fully synthetic chains), pooled over chains; also the one-step residual of (B1),
     ``(1 - S_j) - (1 - 1/n_j)(1 - S_{j-1})``, whose mean must be 0 if (B1) holds, and the support
@@ -389,7 +389,8 @@ def bridge_fully(chains: list[dict], m_max: int | None = None) -> dict:
     ``se_tempered`` ((B1T), one step from each context's measured ``p^(m-1)``; the prediction for a
     chain sampled at ``T != 1``), ``formula`` (``"B1"`` or ``"B1T"``: the one that applies to these
     chains' temperature), ``contexts`` (mean number of contexts used), and ``residual``,
-    ``residual_se`` for the one-step check of (B1) (all steps pooled, per chain means)."""
+    ``residual_se`` for the one-step check of (B1) (all steps pooled, per chain means).
+    ``support=False`` skips the support comparison (its exact laws are the slow part)."""
     gens = chains[0]["S"].shape[1] if m_max is None else m_max
     temps = {float(ch.get("temperature", 1.0)) for ch in chains}
     if len(temps) != 1:
@@ -414,7 +415,7 @@ def bridge_fully(chains: list[dict], m_max: int | None = None) -> dict:
     return {"m": list(range(1, gens + 1)), **_pooled(meas, pred), "predicted_tempered": pt["predicted"],
             "se_tempered": pt["se"], "formula": "B1" if temps == {1.0} else "B1T",
             "contexts": float(np.mean(counts)),
-            **_support_bridge(chains, gens), "residual": float(np.mean(res_chain)),
+            **(_support_bridge(chains, gens) if support else {}), "residual": float(np.mean(res_chain)),
             "residual_se": float(np.std(res_chain, ddof=1) / np.sqrt(R)) if R > 1 else 0.0}
 
 
@@ -545,6 +546,68 @@ def run_ngram_experiment(out: str | Path, orders: tuple[int, ...] = (1, 2, 4, 8)
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(dest)
     return result
+
+
+def add_tempered_predictions(out: str | Path, ngram_path: str | Path, chains: list[dict],
+                             dest: str | Path | None = None) -> dict:
+    """Add the tempered prediction (B1T) to an ``ngram.json`` written before it existed, without
+    recomputing the rest: every chain of ``chains`` (as in a run's ``config.json``) sampled at
+    ``T != 1`` is re-run with the same random streams as :func:`run_ngram_experiment` (same run
+    seed, order, chain name and seed, and the ``p0`` stage of the run ``out``, which must hold the
+    same real set), its bridge is recomputed without the support comparison, and its measured
+    ``S`` is compared with the stored one. If they are equal (same real set), the bridge gains
+    ``predicted_tempered``, ``se_tempered`` and ``formula``; if not (the run ``out`` drew another
+    real set from ``p^(0)``), the stored bridge is kept as it is (labelled (B1), the formula it was
+    computed with) and the recomputed one, measured and predicted on the same chains, is stored
+    beside it as ``bridge_tempered`` with ``same_real_set: false``. Also writes the temperature,
+    scheme and size into every entry, and :data:`FORMULAS`; returns the result."""
+    from .runner import RunConfig, StageRunner
+
+    out, ngram_path = Path(out), Path(ngram_path)
+    res = json.loads(ngram_path.read_text())
+    cfg = RunConfig(**json.loads((out / "config.json").read_text()))
+    st = StageRunner(cfg, out)
+    if not st.done("p0"):
+        raise FileNotFoundError(f"{out} has no completed p0 stage yet")
+    real = st.load("p0")["real"].numpy().astype(np.int64)
+    V, T, G = cfg.model.vocab_size, cfg.model.block_size, res["generations"]
+    by_name = {c["name"]: c for c in chains}
+    dest = ngram_path if dest is None else Path(dest)
+    res["formulas"] = FORMULAS
+    res["tempered_added_from"] = str(out)
+
+    def write() -> None:  # after every re-run chain, so that an interruption keeps what is done
+        tmp = dest.with_name(dest.name + ".tmp")
+        tmp.write_text(json.dumps(res, indent=1))
+        tmp.replace(dest)
+
+    for key, e in res["chains"].items():
+        c = by_name.get(e["chain"])
+        if c is None:
+            raise ValueError(f"{key}: chain {e['chain']!r} is not in `chains`")
+        temp = float(c.get("temperature", 1.0))
+        e.update(scheme=c["scheme"], n=int(c["n"]), temperature=temp)
+        b = e["bridge"]
+        if temp == 1.0:
+            b["formula"] = "B1" if c["scheme"] == "fully" else "B2"
+            continue
+        if c["scheme"] != "fully":
+            raise ValueError(f"{key}: no tempered prediction for a partially synthetic chain")
+        n_streams = -(-int(c["n"]) // T)
+        runs = [run_chain(real, e["k"], V, G, "fully", n_streams,
+                          np.random.default_rng([cfg.seed, e["k"], zlib_crc(c["name"]), s]), temp,
+                          int(st.start)) for s in range(res["seeds"])]
+        nb = bridge_fully(runs, support=False)
+        same = bool(np.allclose(nb["measured"], b["measured"], rtol=0, atol=1e-12))
+        if same:
+            b.update(predicted_tempered=nb["predicted_tempered"], se_tempered=nb["se_tempered"],
+                     formula=nb["formula"])
+        else:
+            b["formula"] = "B1"
+            e["bridge_tempered"] = {**nb, "same_real_set": False, "p0_run": str(out)}
+        write()
+    write()
+    return res
 
 
 def zlib_crc(text: str) -> int:

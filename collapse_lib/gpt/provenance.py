@@ -126,6 +126,9 @@ def ngram_lines(run: dict) -> list[str]:
     lines = ["## Count models (`ngram.json`)", "",
              f"Orders k = {', '.join(map(str, ng['orders']))}, {ng['seeds']} chains each"
              + (f", on the p^(0) stage of `{ng['p0_run']}`" if "p0_run" in ng else "")
+             + (f" (tempered predictions added by `collapse_lib.gpt.ngram.add_tempered_predictions` from the "
+                f"p^(0) stage of `{ng['tempered_added_from']}`, whose re-run reproduced the stored measured S)"
+                if "tempered_added_from" in ng else "")
              + "; trends from generation 1 to the last, and the bridge: measured mean S over the "
              "generation-1 contexts alive throughout, last generation, against the prediction from each "
              "context's own counts by the formula that applies to the chain's sampling:", ""]

@@ -312,7 +312,9 @@ def bridge_rows(run: dict) -> list[dict]:
     measured previous law, the change over the last step), and, for chains sampled at ``T != 1``,
     ``z_unbiased`` and ``ratio_unbiased`` of the unbiased formula (B1). Fully synthetic rows also
     carry ``zres`` (the one-step residual of (B1) in standard errors) and ``sup_miss`` (measured
-    minus predicted support at the end, as a fraction of the support lost)."""
+    minus predicted support at the end, as a fraction of the support lost). Where the entry holds a
+    ``bridge_tempered`` (:func:`collapse_lib.gpt.ngram.add_tempered_predictions` on chains of
+    another real set), the S columns come from it and ``rerun`` is True."""
     if "ngram" not in run:
         raise ValueError("this run has no ngram.json: run `python -m collapse_lib.gpt ngram --out DIR`")
     rows = []
@@ -322,7 +324,11 @@ def bridge_rows(run: dict) -> list[dict]:
         T = float(e.get("temperature", 0.8 if e["chain"].endswith("T0.8") else 1.0))
         # a file written before the tempered prediction existed holds (B1)/(B2) only
         formula = b.get("formula", "B1" if "residual" in b else "B2")
-        row = {"k": e["k"], "chain": e["chain"], "temperature": T, "formula": formula, "S1": float(meas[0])}
+        if "bridge_tempered" in e:  # (B1T) recomputed on chains of another real set: judge it there
+            b = e["bridge_tempered"]
+            meas, formula = np.array(b["measured"]), "B1T"
+        row = {"k": e["k"], "chain": e["chain"], "temperature": T, "formula": formula, "S1": float(meas[0]),
+               "rerun": "bridge_tempered" in e}
         unb_pred, unb_se = np.array(b["predicted"]), np.array(b["se"])
         if formula == "B1T":
             pred, se = np.array(b["predicted_tempered"]), np.array(b["se_tempered"])
@@ -334,8 +340,10 @@ def bridge_rows(run: dict) -> list[dict]:
             row["ratio"] = float((meas[-1] - meas[0]) / (pred[-1] - pred[0]))
         row.update(measured=float(meas[-1]), predicted=float(pred[-1]), se=float(se[-1]),
                    z=float((meas[-1] - pred[-1]) / se[-1]))
+        b = e["bridge"]  # the support comparison and the residual of (B1) come from the stored chains
         if "residual" in b:
             row["zres"] = float(b["residual"] / b["residual_se"])
+        if "support_measured" in b:
             lost = b["support_measured"][0] - b["support_measured"][-1]
             row["sup_miss"] = float((b["support_measured"][-1] - b["support_predicted"][-1]) / lost)
         rows.append(row)
@@ -346,7 +354,10 @@ def plot_bridge(run: dict, k: int, chain: str, ax, what: str = "S"):
     """One panel of the bridge for the order-``k`` count model of ``chain``: measured mean ``S``
     (``what="S"``) or support (``what="support"``) of the live generation-1 contexts, with error
     bars of one s.e. of (measured - predicted) over chains, against the prediction(s)."""
-    b = run["ngram"]["chains"][f"k{k}/{chain}"]["bridge"]
+    entry = run["ngram"]["chains"][f"k{k}/{chain}"]
+    b = entry["bridge"]
+    if what == "S" and "bridge_tempered" in entry:  # (B1T) judged on its own chains
+        b = entry["bridge_tempered"]
     if what == "S":
         meas, err = b["measured"], b["se"]
         preds = [(b["predicted"], "k--", "predicted, unbiased (B1)")]
