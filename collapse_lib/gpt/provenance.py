@@ -108,7 +108,7 @@ def write_readme(run_dir: str | Path, dest: str | Path) -> Path:
     if "ngram" in run:
         lines += ngram_lines(run)
     if (dest / "controls" / "metrics.json").is_file():  # keep the controls run's section
-        lines += ["", *controls_lines(load_run(dest / "controls"))]
+        lines += ["", *controls_lines(load_run(dest / "controls"), main=run)]
     out = dest / "README.md"
     out.write_text("\n".join(lines))
     return out
@@ -224,8 +224,29 @@ def controls_rows(run: dict) -> list[str]:
     return rows
 
 
-def controls_lines(run: dict, where: str = "controls/") -> list[str]:
-    """The README section of a controls run (``run`` = its loaded ``metrics.json``)."""
+def _same_models_note(run: dict, main: dict | None) -> str:
+    """Whether the controls run's p^(0) and generation-1 models at n = 100k are the main run's."""
+    if main is None or "p0" not in run["stages"] or "p0" not in main["stages"]:
+        return ""
+    a, b = run["stages"]["p0"], main["stages"]["p0"]
+    if a["curve"] == b["curve"] and a["loss_real"] == b["loss_real"]:
+        return " These are bit for bit the main run's models (same curves, same loss)."
+    d = abs(a["loss_real"] - b["loss_real"])
+    g = [k for k in ("gen1/n100000/s0", "gen1/n100000/s1") if k in run["stages"] and k in main["stages"]]
+    gd = max((abs(run["stages"][k]["loss_real"] - main["stages"][k]["loss_real"]) for k in g), default=float("nan"))
+    return (f" **Not bit for bit:** p^(0)'s loss on Shakespeare differs from the main run's by {d:.1e} (its training "
+            f"curve from the first evaluation on), because this host ({run['environment']['platform']}) computes in "
+            f"floating point differently from the main run's ({main['environment']['platform']}); the code gives "
+            "bit-identical numbers on one host (the quick run before and after the device change). The difference "
+            "reaches the real set through sampling, so the generation-1 models at n = 100k are new draws of the same "
+            f"recipe (loss on Shakespeare differs by up to {gd:.3f}), not the main run's models: a chain of this run "
+            "and a chain of the main run are not paired by seed; compare them through their floors or as "
+            "independent samples.")
+
+
+def controls_lines(run: dict, where: str = "controls/", main: dict | None = None) -> list[str]:
+    """The README section of a controls run (``run`` = its loaded ``metrics.json``; ``main``, the
+    main run's, to say whether their shared stages are the same models)."""
     cfg, env, stages = run["config"], run["environment"], run["stages"]
     G = cfg["generations"]
     walls = run.get("invocation_wall_s", {})
@@ -256,8 +277,9 @@ def controls_lines(run: dict, where: str = "controls/") -> list[str]:
         "`python -m collapse_lib.gpt.provenance --controls runs/gpt_controls results/gpt`.",
         "",
         f"- same recipe, run seed ({cfg['seed']}) and stage seeds as the main run, so p^(0) and the generation-1 models "
-        f"at n = 100k are the main run's models (p^(0) here: loss on Shakespeare {p0.get('loss_real', float('nan')):.4f}); "
-        f"the real set is extended by {cfg.get('n_real_extra', 0):,} characters drawn after everything else of p^(0)",
+        f"at n = 100k are the main run's models up to floating point (p^(0) here: loss on Shakespeare "
+        f"{p0.get('loss_real', float('nan')):.4f}); the real set is extended by {cfg.get('n_real_extra', 0):,} characters "
+        "drawn after everything else of p^(0)." + _same_models_note(run, main),
         f"- chains: {chains_txt}; {G} generations; {cfg['floor_seeds']} generation-1 seeds per size and rule (floor)",
         "- passes = iterations x batch x tokens per stream / training characters; rule `stop=best`: held-out loss of "
         "the generation's own held-out split every 100 iterations, best weights kept, stop after 3 evaluations "
@@ -294,7 +316,8 @@ def write_controls(run_dir: str | Path, dest: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("metrics.json", "config.json"):
         shutil.copyfile(run_dir / name, out / name)
-    lines = controls_lines(load_run(out))
+    main = load_run(dest) if (dest / "metrics.json").is_file() else None
+    lines = controls_lines(load_run(out), main=main)
     (out / "README.md").write_text("\n".join(["# GPT controls run", "", *lines[2:-2], ""]).replace(
         "## Controls run", "Controls run"))
     readme = dest / "README.md"
