@@ -6,8 +6,13 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
+# How many unit-test workers (pytest-xdist) and notebooks run at a time: one per CPU by default.
+JOBS    ?= auto
+# Jupyter Book through course_tools.book: the same command line, with the stall guard installed
+# (course_tools/kernel_guard.py; issue 26) for myst-nb's notebook execution.
+JB      := $(BIN)/python -m course_tools.book
 
-.PHONY: help venv book test unit nbval notebooks-clean book-check strip lab clean bench
+.PHONY: help venv book html test unit nbval execute probe notebooks-clean book-check strip lab clean bench
 .PHONY: assignments grade grade-class book-student test-site colab-cells pdf lock publish
 
 help:  ## list the targets
@@ -46,22 +51,35 @@ lock:  ## regenerate requirements-lock.txt: resolve requirements.txt in a throw-
 	    | grep -v -E '^(pip|setuptools|wheel)==' | sed -E 's/^([A-Za-z0-9_.-]+==[^+ ]+)\+[a-z0-9.]+$$/\1/'; \
 	} > $(LOCK).new; mv $(LOCK).new $(LOCK); echo "wrote $(LOCK) ($$(grep -c '==' $(LOCK)) pins)"
 
-book: $(STAMP)  ## build the HTML book into _build/html (notebooks executed, warnings are errors), with its PDF
-	$(BIN)/jupyter-book build . -W -n --keep-going
+book: html  ## build the HTML book into _build/html (notebooks executed, warnings are errors), with its PDF
 	$(MAKE) pdf
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(STAMP)  ## unit tests, notebooks through nbval, output check, and the book build
+html: $(STAMP)  ## the HTML book only (no PDF): notebooks executed (or taken from the cache), warnings are errors
+	$(JB) build . -W -n --keep-going
+
+# `make test` executes every chapter once: `execute` runs them in parallel in fresh kernels (the
+# check nbval made: every cell runs without an error) and stores the outputs in the book's
+# execution cache, which the -W book build then reuses. The PDF is not built here (`make book`
+# builds it; CI builds it after `make test`, see .ci/run).
+test: $(STAMP)  ## unit tests (parallel), the stall probe's short form, every notebook executed once, the -W book build
 	$(BIN)/python tools/colab_setup_cell.py --check
-	$(BIN)/python -m pytest tests
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
-	$(MAKE) book
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests
+	$(MAKE) probe
+	$(MAKE) execute
+	$(MAKE) html
 
-unit: $(STAMP)  ## only the unit tests
-	$(BIN)/python -m pytest tests
+unit: $(STAMP)  ## only the unit tests (JOBS=1 to run them in one process)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests
 
-nbval: $(STAMP)  ## only run the chapter notebooks through nbval
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+execute: $(STAMP)  ## run every chapter notebook top to bottom (JOBS at a time) into the book's execution cache
+	$(BIN)/python -m course_tools.execute_notebooks --jobs $(JOBS) $(NOTEBOOKS)
+
+probe: $(STAMP)  ## short form of the stall probe: 8 notebook executions through the guarded client, fail on a stall
+	$(BIN)/python benchmarks/kernel_stall_probe.py --quick
+
+nbval: $(STAMP)  ## only run the chapter notebooks through nbval (a cell over 300 s fails)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider $(NOTEBOOKS)
 
 strip: $(STAMP)  ## remove outputs and execution counts from the committed notebooks
 	$(BIN)/nbstripout $(NOTEBOOKS)
@@ -97,7 +115,7 @@ colab-cells: $(STAMP)  ## insert/refresh the hidden Colab/Binder set-up cell in 
 	$(BIN)/python tools/colab_setup_cell.py
 
 pdf: $(STAMP)  ## the whole book on one page (_build/singlehtml) and as a PDF (_build/pdf/book.pdf, linked from the site), via headless Chromium
-	$(BIN)/jupyter-book build . --builder singlehtml -W -n --keep-going
+	$(JB) build . --builder singlehtml -W -n --keep-going
 	$(BIN)/python tools/print_pdf.py
 	mkdir -p _build/html/downloads
 	cp _build/pdf/book.pdf _build/html/downloads/model-collapse-course.pdf

@@ -100,3 +100,11 @@ def uninstall() -> None:
 def installed() -> bool:
     """Whether :func:`install` is in effect."""
     return "get_msg" in _ORIGINAL
+
+
+def setup(app: t.Any) -> dict[str, t.Any]:
+    """Sphinx extension entry point: ``extra_extensions: [course_tools.kernel_guard]`` in
+    ``_config.yml`` guards myst-nb's execution in every build of the book (``make book`` already
+    runs Jupyter Book through :mod:`course_tools.book`, which installs the guard)."""
+    install()
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
