@@ -172,3 +172,18 @@ def test_bad_input_names_the_argument(call, name):
     with pytest.raises(InvalidArgument) as info:
         call()
     assert name in str(info.value)
+
+
+def test_widget_figure_numbers_and_refusal():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from collapse_lib.widgets.icl import icl_figure
+
+    fig, numbers = icl_figure(N=20, K=0, sigma=0.5, d=5, generations=40)
+    r = icl.recursion(icl.ICLSetting(d=5, N=20, sigma=0.5), 40)
+    assert numbers["risk_1"] == pytest.approx(r.risk[1]) and numbers["risk_last"] == pytest.approx(5.25, rel=1e-6)
+    assert numbers["collapse"] == int(np.argmax(r.g[1:] < 0.5)) + 1
+    assert icl_figure(N=20, K=8)[1]["collapse"] == "none"
+    with pytest.raises(ValueError, match="K"):
+        icl_figure(N=10, K=12)
