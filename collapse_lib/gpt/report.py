@@ -423,3 +423,41 @@ SHORT_NAMES: dict[str, str] = {
     "fully_200k": "fully 200k", "fully_20k_best": "fully 20k, stopped",
     "fully_100k_best": "fully 100k, stopped",
 }
+
+
+def kept_passes(run: dict, chain: str) -> np.ndarray:
+    """``(seeds, generations)`` passes over the training data made by the weights each stage kept:
+    the recorded ``passes`` scaled by ``best_iter / iters_trained`` under the ``stop=best`` rule
+    (the weights of the best held-out loss), the recorded ``passes`` otherwise; for a run that
+    predates the record, the recipe's passes (:func:`recipe_passes`). NaN where not yet run."""
+    c = get_chain(run, chain)
+    cfg = run["config"]
+    G = cfg["generations"]
+    out = np.full((len(c["seeds"]), G), np.nan)
+    n = c["n"] + ((c.get("n_real") or cfg["n_real"]) if c["scheme"] == "partially" else 0)
+    for i, s in enumerate(c["seeds"]):
+        for m in range(1, G + 1):
+            st = run["stages"].get(f"{chain}/s{s}/gen{m}")
+            if st is None:
+                continue
+            if "passes" not in st:
+                tr = cfg["train"]
+                out[i, m - 1] = recipe_passes(tr["max_iters"], tr["batch_size"], cfg["model"]["block_size"],
+                                              n if m > 1 else c.get("gen1_n") or c["n"])
+            elif st.get("best_iter") is not None and st.get("iters_trained"):
+                out[i, m - 1] = st["passes"] * st["best_iter"] / st["iters_trained"]
+            else:
+                out[i, m - 1] = st["passes"]
+    return out
+
+
+def completed_generations(run: dict | None, name: str, min_seeds: int = 2) -> int:
+    """The last generation that at least ``min_seeds`` seeds of chain ``name`` completed, every
+    earlier one included (0 when the chain or the run is missing: a run still in progress)."""
+    if run is None or name not in [c["name"] for c in chains(run)]:
+        return 0
+    seeds = get_chain(run, name)["seeds"]
+    m = 0
+    while sum(f"{name}/s{s}/gen{m + 1}" in run["stages"] for s in seeds) >= min_seeds:
+        m += 1
+    return m
