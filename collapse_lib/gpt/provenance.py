@@ -127,7 +127,11 @@ def ngram_lines(run: dict) -> list[str]:
              f"Orders k = {', '.join(map(str, ng['orders']))}, {ng['seeds']} chains each"
              + (f", on the p^(0) stage of `{ng['p0_run']}`" if "p0_run" in ng else "")
              + (f" (tempered predictions added by `collapse_lib.gpt.ngram.add_tempered_predictions` from the "
-                f"p^(0) stage of `{ng['tempered_added_from']}`, whose re-run reproduced the stored measured S)"
+                f"p^(0) stage of `{ng['tempered_added_from']}`"
+                + ("; that run drew another real set from p^(0), so the chains sampled at T != 1 were re-run on it "
+                   "with the same seeds, and the S columns of their rows (marked *) come from the re-run, measured "
+                   "and predicted alike, while their other columns are the stored chains'"
+                   if any("bridge_tempered" in e for e in ng["chains"].values()) else "") + ")"
                 if "tempered_added_from" in ng else "")
              + "; trends from generation 1 to the last, and the bridge: measured mean S over the "
              "generation-1 contexts alive throughout, last generation, against the prediction from each "
@@ -141,7 +145,8 @@ def ngram_lines(run: dict) -> list[str]:
         _, sup, _ = ngram_summary(run, e["k"], e["chain"], "support_exact")
         _, d4, _ = ngram_summary(run, e["k"], e["chain"], "distinct4")
         r = rows[(e["k"], e["chain"])]
-        lines.append(f"| {e['k']} | {e['chain']} | {r['formula']} | {ent[0]:.3f} → {ent[-1]:.3f} | "
+        lines.append(f"| {e['k']} | {e['chain']} | {r['formula']}{'*' if r.get('rerun') else ''} | "
+                     f"{ent[0]:.3f} → {ent[-1]:.3f} | "
                      f"{sup[0]:.2f} → {sup[-1]:.2f} | {d4[0]:.3f} → {d4[-1]:.3f} | {r['measured']:.4f} | "
                      f"{r['predicted']:.4f} | {r['se']:.4f} | {r['z']:+.1f} |")
     warm = [r for r in rows.values() if r["temperature"] == 1.0 and r["k"] >= 2]
@@ -307,6 +312,21 @@ def controls_lines(run: dict, where: str = "controls/", main: dict | None = None
     ]
 
 
+def bench_lines(bench: dict) -> list[str]:
+    """Markdown table of ``bench_configs.json`` (``python -m collapse_lib.gpt bench --configs``)."""
+    env = bench["environment"]
+    rows = [f"| {r['config']} | {r['device']} | {r['params'] / 1e6:.2f}M | {r['batch']} x {r['context']} | "
+            f"{r['train_tokens_per_s']:,.0f} | {r['train_s_per_iter']:.3f} | {r['est_train_s_per_generation']:,.0f} | "
+            f"{r['sample_chars_per_s']:,.0f} |" for r in bench["configs"]]
+    return ["### Throughput per configuration and device (`bench_configs.json`)", "",
+            f"`python benchmarks/bench_gpt.py --configs` on {env['platform']}, torch {env['torch']}, "
+            f"{env['torch_threads']} torch thread(s), a shared machine (no GPU was available, so the GPU choices: "
+            "bf16 autocast, TF32, flash attention, pinned memory, are unmeasured).", "",
+            "| configuration | device | parameters | batch x context | training tokens/s | s per iteration | "
+            "s per generation (its iterations) | sampling characters/s |",
+            "|---|---|---|---|---|---|---|---|", *rows]
+
+
 def write_controls(run_dir: str | Path, dest: str | Path) -> Path:
     """Copy a controls run's ``metrics.json`` and ``config.json`` to ``dest/controls/``, write
     ``dest/controls/README.md`` and put the same section into ``dest/README.md`` (replacing the
@@ -318,6 +338,8 @@ def write_controls(run_dir: str | Path, dest: str | Path) -> Path:
         shutil.copyfile(run_dir / name, out / name)
     main = load_run(dest) if (dest / "metrics.json").is_file() else None
     lines = controls_lines(load_run(out), main=main)
+    if (dest / "bench_configs.json").is_file():
+        lines[-2:-2] = ["", *bench_lines(json.loads((dest / "bench_configs.json").read_text()))]
     (out / "README.md").write_text("\n".join(["# GPT controls run", "", *lines[2:-2], ""]).replace(
         "## Controls run", "Controls run"))
     readme = dest / "README.md"
