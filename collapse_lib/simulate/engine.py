@@ -151,8 +151,8 @@ class _Plan:
     use_numba: bool
     fast_tail: bool         # fully synthetic without decoding, until collapse: the tail module may finish
     nvec: np.ndarray | None  # per-run sample size (FullySynthetic)
-    stepper: _Stepper
     progress: bool | None
+    stepper: _Stepper | None = None  # the scenario's update rule, set by _check_plan_memory
 
 
 def _check_arguments(p0, scenario, generations, runs, until_collapse, max_generations, keep_history, backend,
@@ -210,7 +210,7 @@ def _check_arguments(p0, scenario, generations, runs, until_collapse, max_genera
     return _Plan(P0=P0, rows0=P0[None, :] if one_row else P0, one_row=one_row, R=R, s=s, G=G,
                  m_stop=max_generations if until_collapse else G, until_collapse=until_collapse,
                  keep_history=keep_history, use_numba=use_numba, fast_tail=fast_tail, nvec=nvec,
-                 stepper=None, progress=progress)  # type: ignore[arg-type]  # set by _check_plan_memory
+                 progress=progress)
 
 
 def _check_plan_memory(plan: _Plan, scenario) -> None:
@@ -312,6 +312,7 @@ def _generation_loop(plan: _Plan, rec: _Records, rng: np.random.Generator) -> tu
     horizon go to the tail module; the packed columns are compacted when a quarter is dead.
     """
     G, m_stop, stepper, ctime = plan.G, plan.m_stop, plan.stepper, rec.ctime
+    assert stepper is not None, "_check_plan_memory sets the update rule"
     tok, p0p = _initial_packing(np.ascontiguousarray(np.broadcast_to(plan.rows0, (plan.R, plan.s))))
     st = _State(tok, p0p)
     if plan.nvec is not None and isinstance(stepper.sc.n, tuple):
