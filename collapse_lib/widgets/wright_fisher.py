@@ -90,7 +90,8 @@ def explore_diffusion(
     ax1.set_xlabel("$S_0 = \\sum_i p_i^2$")
     ax1.set_ylabel("$\\mathbb{E}[T]$ (generations)")
     ax1.set_title(f"n = {n}, Zipf on {support} tokens")
-    ax1.set_ylim(bottom=0)
+    top = max(2 * n * (1 - S_curve[0] / 2), float(np.max(means + 2 * ses)))
+    ax1.set_ylim(0, 1.6 * top)  # room for the legend above the curves
     ax1.legend(loc="upper right")
 
     means_n, ses_n = np.array(sims_n).T
