@@ -48,7 +48,7 @@ def icl_figure(N: int = 20, K: int = 2, sigma: float = 0.5, d: int = 5, generati
     ax2.set_ylim(-0.02, 1.02)
     ax2.set_xlabel("generation $m$")
     ax2.legend(loc="upper right", fontsize=9)
-    ax1.set_title(f"N = {s.N}, d = {s.d}, sigma = {s.sigma:g}")
+    ax1.set_title(f"N = {s.N}, d = {s.d}, σ = {s.sigma:g}")
     ax2.set_title(f"{s.K} of {s.N + 1} labels real")
     below = np.nonzero(r.g[1:] < 0.5)[0]
     numbers = dict(risk_1=float(r.risk[1]), risk_last=float(r.risk[G]), g_last=float(r.g[G]), null=null,
