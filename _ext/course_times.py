@@ -65,6 +65,8 @@ def _fmt(hours: float) -> str:
 
 
 def set_substitutions(app: Sphinx, config: Config) -> None:
+    if not (Path(app.srcdir) / "_toc.yml").is_file():  # a single page built on its own: no landing page
+        return
     reading, exercises = course_hours(Path(app.srcdir))
     subs = dict(getattr(config, "myst_substitutions", {}) or {})
     subs.update(reading_hours=_fmt(reading), exercise_hours=_fmt(exercises))
