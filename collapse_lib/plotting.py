@@ -142,7 +142,7 @@ def draw_simplex(ax: Axes, labels: Sequence[str] = ("token 1", "token 2", "token
     offsets = [(-0.04, -0.05), (0.04, -0.05), (0.0, 0.04)]
     aligns = ["right", "left", "center"]
     for (x, y), (dx, dy), text, ha in zip(_VERTICES, offsets, labels, aligns):
-        ax.text(x + dx, y + dy, text, ha=ha, va="center", fontsize=9)
+        ax.text(x + dx, y + dy, text, ha=ha, va="center")
     ax.set_aspect("equal")
     ax.set_xlim(-0.15, 1.15)
     ax.set_ylim(-0.1, 0.95)

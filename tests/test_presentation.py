@@ -80,3 +80,8 @@ def test_kernel_free_labels_and_caption_reach_the_page():
     assert ">penalty λ</label>" in html and ">n</label>" in html and 'alt="peak 0.50"' in html
     with pytest.raises(kf.WidgetSpecError, match="labels"):
         kf.check_spec({"function": _frame, "grid": {"lam": [0.1]}, "labels": {"mu": "x"}})
+
+
+def test_kernel_free_controls_follow_the_function_signature():
+    spec = kf.check_spec({"function": _frame, "grid": {"n": [5, 6], "lam": [0.1]}})  # JSON sorts keys
+    assert list(spec["grid"]) == ["lam", "n"]

@@ -102,6 +102,8 @@ def check_spec(spec: Any) -> dict[str, Any]:
     for key in [*grid, *fixed]:
         if key not in params and not takes_kwargs:
             raise WidgetSpecError(f"kernel_free: {name} has no parameter {key!r}")
+    order = list(params)  # controls in the order of the function's parameters (a notebook's JSON sorts keys)
+    grid = {k: grid[k] for k in sorted(grid, key=lambda k: order.index(k) if k in order else len(order))}
     both = set(grid) & set(fixed)
     if both:
         raise WidgetSpecError(f"kernel_free: {sorted(both)} both in grid and fixed")
