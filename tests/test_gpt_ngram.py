@@ -218,7 +218,8 @@ def test_report_bridge_rows_label_the_formula_that_applies():
         "k1/warm": {"k": 1, "chain": "warm", "temperature": 1.0, "bridge": bridge_fully(warm)}}}}
     rows = {r["chain"]: r for r in report.bridge_rows(run)}
     assert rows["cold"]["formula"] == "B1T" and rows["warm"]["formula"] == "B1"
-    assert rows["cold"]["predicted"] == pytest.approx(run["ngram"]["chains"]["k1/cold"]["bridge"]["predicted_tempered"][-1])
+    cold_bridge = run["ngram"]["chains"]["k1/cold"]["bridge"]
+    assert rows["cold"]["predicted"] == pytest.approx(cold_bridge["predicted_tempered"][-1])
     assert abs(rows["cold"]["z"]) < 4 < rows["cold"]["z_unbiased"]
     with pytest.raises(ValueError, match="ngram"):
         report.bridge_rows({})
@@ -238,3 +239,47 @@ def test_recipe_passes_and_merge_runs():
     assert m["stages"]["p0"] == 1 and m["floor"] == {"1": 1, "2": 2}
     with pytest.raises(ValueError, match="both runs"):
         report.merge_runs(a, a)
+
+
+def test_add_tempered_predictions_on_a_p0_stage(tmp_path):
+    """The tempered prediction is added to a stored ngram.json from a run's p^(0) stage: merged
+    into the bridge when the re-run reproduces the stored S, stored beside it when it does not."""
+    import json
+
+    import torch
+
+    from collapse_lib.gpt.ngram import add_tempered_predictions, zlib_crc
+    from collapse_lib.gpt.runner import StageRunner, quick_config
+
+    cfg = quick_config(generations=3)
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    st = StageRunner(cfg, tmp_path)
+    T, V, seeds = cfg.model.block_size, cfg.model.vocab_size, 3
+    real = _iid_streams(np.random.default_rng(9), 40, T, start=st.start)
+    st.save("p0", {"real": torch.from_numpy(real)}, {})
+    chains = [{"name": "cold", "scheme": "fully", "n": 30 * T, "temperature": 0.8},
+              {"name": "warm", "scheme": "fully", "n": 30 * T, "temperature": 1.0}]
+    stored = {"orders": [1], "seeds": seeds, "generations": 3, "chains": {}}
+    for c in chains:
+        runs = [run_chain(real, 1, V, 3, "fully", 30, np.random.default_rng([cfg.seed, 1, zlib_crc(c["name"]), s]),
+                          c["temperature"], st.start) for s in range(seeds)]
+        b = bridge_fully(runs, support=False)
+        for key in ("predicted_tempered", "se_tempered", "formula"):
+            b.pop(key)  # as written before the tempered prediction existed
+        stored["chains"][f"k1/{c['name']}"] = {"k": 1, "chain": c["name"], "bridge": b}
+    path = tmp_path / "ngram.json"
+    path.write_text(json.dumps(stored))
+    res = add_tempered_predictions(tmp_path, path, chains, dest=tmp_path / "same.json")
+    cold, warm = res["chains"]["k1/cold"], res["chains"]["k1/warm"]
+    assert cold["bridge"]["formula"] == "B1T" and "bridge_tempered" not in cold
+    assert len(cold["bridge"]["predicted_tempered"]) == 3 and warm["bridge"]["formula"] == "B1"
+    assert cold["temperature"] == 0.8 and res["formulas"]["B1T"].startswith("tempered")
+    # a stored file from another real set: the re-run is kept beside the stored bridge
+    stored["chains"]["k1/cold"]["bridge"]["measured"][-1] += 0.01
+    path.write_text(json.dumps(stored))
+    res = add_tempered_predictions(tmp_path, path, chains)
+    cold = res["chains"]["k1/cold"]
+    assert cold["bridge"]["formula"] == "B1" and cold["bridge_tempered"]["same_real_set"] is False
+    assert cold["bridge_tempered"]["formula"] == "B1T"
+    with pytest.raises(ValueError, match="not in `chains`"):
+        add_tempered_predictions(tmp_path, path, chains[:1])

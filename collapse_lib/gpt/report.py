@@ -394,7 +394,8 @@ def plot_against_count_models(run: dict, key: str, ax, gpt=("fully_100k", "fully
         ax.errorbar(m, v, yerr=se, color="0.45", ls=ls, lw=1.1, label=f"count model k = {k}, n = 100k")
     m, v, se = ngram_summary(run, k_small, "fully_20k", key)
     ax.errorbar(m, v, yerr=se, color="#b59ccf", ls="--", lw=1.3, label=f"count model k = {k_small}, n = 20k")
-    ax.axhline(run["stages"]["p0"][key], color="#2e8b57", lw=1.2, ls=(0, (1, 3)), label="real set (samples of $p^{(0)}$)")
+    ax.axhline(run["stages"]["p0"][key], color="#2e8b57", lw=1.2, ls=(0, (1, 3)),
+               label="real set (samples of $p^{(0)}$)")
     ax.set_xlabel("generation $m$")
     ax.set_ylabel(METRICS[key])
     return ax
