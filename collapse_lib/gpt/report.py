@@ -163,8 +163,9 @@ def seed_summary(run: dict, chain: str, key: str) -> tuple[np.ndarray, np.ndarra
     """Generations ``m``, mean over seeds and standard error over seeds (NaN with one seed)."""
     v = values(run, chain, key)
     m = np.arange(1, v.shape[1] + 1)
-    mean = np.nanmean(v, axis=0) if np.isfinite(v).any() else np.full(v.shape[1], np.nan)
     cnt = np.isfinite(v).sum(axis=0)
+    # generations no seed has reached yet (a run in progress, or a shorter run) stay NaN
+    mean = np.where(cnt > 0, np.nansum(v, axis=0) / np.maximum(cnt, 1), np.nan)
     sd = np.array([np.nanstd(v[:, j], ddof=1) if cnt[j] > 1 else np.nan for j in range(v.shape[1])])
     return m, mean, sd / np.sqrt(np.maximum(cnt, 1))
 
