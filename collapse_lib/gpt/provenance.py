@@ -54,7 +54,7 @@ def write_readme(run_dir: str | Path, dest: str | Path) -> Path:
     stage_wall = [s["wall_s"] for k, s in stages.items() if k != "p0" and s.get("train_s", 0) > 0]
     p0 = stages.get("p0", {})
     lines = [
-        "# GPT recursive-training results (chapter 9; Figure 3 and Section 4 of Seddik et al., 2024)",
+        "# GPT recursive-training results (chapter 10; Figure 3 and Section 4 of Seddik et al., 2024)",
         "",
         "Produced by `collapse_lib.gpt`. Reproduce (each command resumes where it stopped; a run",
         "directory that holds another configuration is refused):",

@@ -1,6 +1,6 @@
 """Reading, summarising and plotting a run of :mod:`collapse_lib.gpt.runner` (and its n-gram
 companion ``ngram.json``). Used by chapter 10 on the committed runs (``results/gpt/`` and the
-controls in ``results/gpt/controls/``) and on its live demo, by chapter 9, and by the tests.
+controls in ``results/gpt/controls/``) and on its live demo, by chapter 10, and by the tests.
 
 Randomness is summarised where it lives: across training seeds. A chain's value at generation
 ``m`` is the mean over its seeds; its error bar is the standard error over seeds; comparisons

@@ -143,7 +143,7 @@ class Chain:
         return d
 
 
-#: The chains of the committed experiment (chapter 9).
+#: The chains of the committed experiment (chapter 10).
 DEFAULT_CHAINS: tuple[Chain, ...] = (
     Chain("fully_100k", "fully", 100_000),
     Chain("fully_20k", "fully", 20_000),
