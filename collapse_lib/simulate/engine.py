@@ -150,9 +150,9 @@ class _Plan:
     keep_history: bool
     use_numba: bool
     fast_tail: bool         # fully synthetic without decoding, until collapse: the tail module may finish
-    nvec: np.ndarray | None  # per-run sample size (FullySynthetic)
     progress: bool | None
     stepper: _Stepper | None = None  # the scenario's update rule, set by _check_plan_memory
+    nvec: np.ndarray | None = None   # per-run sample size (FullySynthetic), set after the memory checks
 
 
 def _check_arguments(p0, scenario, generations, runs, until_collapse, max_generations, keep_history, backend,
@@ -201,20 +201,17 @@ def _check_arguments(p0, scenario, generations, runs, until_collapse, max_genera
             f"keep_history would store {R * (G + 1) * s:.3g} numbers (> {HISTORY_MAX_NUMBERS:.0e}); "
             "reduce runs, s or generations"
         )
-    nvec = None
-    if isinstance(scenario, FullySynthetic):
-        nvec = np.asarray(scenario.n, dtype=np.int64) if isinstance(scenario.n, tuple) else np.full(R, scenario.n)
     fast_tail = until_collapse and isinstance(scenario, FullySynthetic) and (
         scenario.decoding is None or scenario.decoding.is_identity
     )
     return _Plan(P0=P0, rows0=P0[None, :] if one_row else P0, one_row=one_row, R=R, s=s, G=G,
                  m_stop=max_generations if until_collapse else G, until_collapse=until_collapse,
-                 keep_history=keep_history, use_numba=use_numba, fast_tail=fast_tail, nvec=nvec,
-                 progress=progress)
+                 keep_history=keep_history, use_numba=use_numba, fast_tail=fast_tail, progress=progress)
 
 
 def _check_plan_memory(plan: _Plan, scenario) -> None:
-    """The memory estimates, then the checks that need the scenario's update rule (fills plan.stepper)."""
+    """The memory estimates, then the checks that need the scenario's update rule (fills plan.stepper
+    and plan.nvec; nothing of size `runs` is allocated before the estimates)."""
     k0 = int(_support_size(plan.P0).max())
     _check_memory_plan(scenario, plan.R, plan.s, k0, plan.G, plan.keep_history, plan.m_stop)
     plan.stepper = _make_stepper(scenario, plan.G)
@@ -225,6 +222,9 @@ def _check_plan_memory(plan: _Plan, scenario) -> None:
         )
     if isinstance(scenario, Schedule) and plan.stepper.L > 0:
         check_memory("counts", 16.0 * plan.R * plan.stepper.L, f"a real corpus of {plan.stepper.L} points for {plan.R} runs")
+    if isinstance(scenario, FullySynthetic):
+        n = scenario.n
+        plan.nvec = np.asarray(n, dtype=np.int64) if isinstance(n, tuple) else np.full(plan.R, n)
 
 
 class _Records:
