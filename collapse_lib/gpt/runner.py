@@ -653,7 +653,6 @@ class Runner:
         depth = _remaining_depth(graph)
         t_start = time.perf_counter()
         bar = tqdm(total=len(graph), initial=len(done), desc="stages", disable=not self.progress)
-        cfg_dict = self.cfg.to_dict()
         budget = len(todo) if max_stages is None else max_stages
         if self.scheduler is not None:
             self._run_dask(graph, todo, done, depth, budget, bar, t_start)
@@ -663,52 +662,43 @@ class Runner:
                 self._report(s, met, bar)
         else:
             with ProcessPoolExecutor(self.cfg.workers, mp_context=get_context("spawn")) as pool:
-                running: dict = {}
-                computed = 0
-                while (todo and computed + len(running) < budget) or running:
-                    ready = [s for s in todo if all(d in done for d in graph[s])]
-                    ready.sort(key=lambda s: -depth[s])
-                    for s in ready[: min(self.cfg.workers - len(running), budget - computed - len(running))]:
-                        running[pool.submit(_worker, cfg_dict, str(self.out), s)] = s
-                        todo.remove(s)
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        s = running.pop(f)
-                        met = f.result()
-                        done.add(s)
-                        computed += 1
-                        self._report(s, met, bar)
-                        self.collect(time.perf_counter() - t_start)
+                self._schedule(pool, self.cfg.workers, str(self.out), graph, todo, done, depth, budget, bar, t_start)
         bar.close()
         return self.collect(time.perf_counter() - t_start)
 
+    def _schedule(self, pool, slots: int, out: str, graph, todo, done, depth, budget, bar, t_start) -> None:
+        """Run stages on ``pool`` (any ``concurrent.futures`` executor: the local process pool, or a
+        Dask cluster's ``client.get_executor()``): a stage is submitted when its dependencies are
+        done, longest remaining chain first, at most ``slots`` at once; each stage is one task that
+        reads and writes checkpoints in ``out``."""
+        cfg_dict = self.cfg.to_dict()
+        running: dict = {}
+        computed = 0
+        while (todo and computed + len(running) < budget) or running:
+            ready = [s for s in todo if all(d in done for d in graph[s])]
+            ready.sort(key=lambda s: -depth[s])
+            for s in ready[: min(slots - len(running), budget - computed - len(running))]:
+                running[pool.submit(_worker, cfg_dict, out, s)] = s
+                todo.remove(s)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                s = running.pop(f)
+                met = f.result()
+                done.add(s)
+                computed += 1
+                self._report(s, met, bar)
+                self.collect(time.perf_counter() - t_start)
+
     def _run_dask(self, graph, todo, done, depth, budget, bar, t_start) -> None:
-        """The same scheduling loop on a Dask cluster: a stage is submitted when its dependencies
-        are done, longest remaining chain first, at most as many at once as the cluster has
-        worker threads; each stage is one task that reads and writes checkpoints in ``out``."""
-        from distributed import Client, wait as dwait
+        """:meth:`_schedule` on a Dask cluster, through its ``concurrent.futures`` executor, with as
+        many stages at once as the cluster has worker threads."""
+        from distributed import Client
 
         client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
         try:
             slots = max(1, sum(client.nthreads().values()))
-            cfg_dict, out = self.cfg.to_dict(), str(self.out.resolve())
-            running: dict = {}
-            computed = 0
-            while (todo and computed + len(running) < budget) or running:
-                ready = [s for s in todo if all(d in done for d in graph[s])]
-                ready.sort(key=lambda s: -depth[s])
-                for s in ready[: min(slots - len(running), budget - computed - len(running))]:
-                    key = f"gpt-stage-{s}-{self.cfg.fingerprint()[:12]}-{time.time_ns()}"
-                    running[client.submit(_worker, cfg_dict, out, s, key=key, pure=False, retries=0)] = s
-                    todo.remove(s)
-                finished = dwait(list(running), return_when="FIRST_COMPLETED").done
-                for f in finished:
-                    s = running.pop(f)
-                    met = f.result()
-                    done.add(s)
-                    computed += 1
-                    self._report(s, met, bar)
-                    self.collect(time.perf_counter() - t_start)
+            pool = client.get_executor(pure=False, retries=0)
+            self._schedule(pool, slots, str(self.out.resolve()), graph, todo, done, depth, budget, bar, t_start)
         finally:
             if client is not self.scheduler:
                 client.close()
