@@ -40,9 +40,13 @@ def _execute(path: str, timeout: int) -> tuple[str, object, float, str | None]:
     """Run one notebook (in a worker): (path, executed notebook or None, seconds, error text)."""
     from jupyter_cache.executors.utils import single_nb_execution
 
+    from collapse_lib.widgets.kernel_free import ENV_FLAG
     from course_tools import kernel_guard
 
     kernel_guard.install()
+    # As in the book build (_ext/kernel_free_widgets.py sets it for myst-nb's kernels): the cached
+    # outputs are the book's, so kernel_free() cells must draw their precomputed widgets.
+    os.environ[ENV_FLAG] = "1"
     nb = nbformat.read(path, as_version=4)
     result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout, allow_errors=False,
                                  meta_override=True)
