@@ -27,12 +27,7 @@ TINY = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16)
 QUIET = dict(progress=False, log=lambda s: None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+from test_gpt import _one_thread  # noqa: E402,F401 - the module-wide one-torch-thread fixture (autouse)
 
 
 @pytest.fixture(params=DEVICES)

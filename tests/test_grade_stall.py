@@ -14,34 +14,13 @@ Two faults are simulated inside the grader's process (the kernel is untouched):
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-import zmq
-import zmq.asyncio
 
 from course_tools import kernel_guard
 from test_grade import course, grade, scores, solved  # noqa: F401 - course is a fixture
+from test_kernel_stall import deaf_sockets  # noqa: F401 - a fixture
 
 FULL = {"ex-syn-square-tests": 2, "ex-syn-cube-tests": 3}
-
-
-@pytest.fixture
-def deaf_sockets(monkeypatch):
-    """Every asyncio socket poll with a timeout misses its wake-up: it returns at its timeout."""
-    original = zmq.asyncio.Socket.poll
-
-    def deaf_poll(self, timeout=None, flags=zmq.POLLIN):
-        if not timeout:
-            return original(self, timeout, flags)
-
-        async def at_the_timeout():
-            await asyncio.sleep(timeout / 1000)
-            return await original(self, 0, flags)
-
-        return asyncio.ensure_future(at_the_timeout())
-
-    monkeypatch.setattr(zmq.asyncio.Socket, "poll", deaf_poll)
 
 
 def test_missed_wakeups_cost_a_slice_not_the_timeout(course, deaf_sockets):  # noqa: F811

@@ -29,7 +29,10 @@ def _pair(ctx: zmq.asyncio.Context, name: str):
     return a, b
 
 
-def _deaf(monkeypatch):
+@pytest.fixture
+def deaf_sockets(monkeypatch):
+    """Every asyncio socket poll with a timeout misses its wake-up: it returns at its timeout
+    (shared with tests/test_grade_stall.py)."""
     original = zmq.asyncio.Socket.poll
 
     def deaf_poll(self, timeout=None, flags=zmq.POLLIN):
@@ -70,15 +73,13 @@ async def _wait_for_reply(channel_class, timeout: float, send: bool = True) -> t
         ctx.term()
 
 
-def test_plain_wait_loses_the_timeout_on_a_missed_wakeup(monkeypatch):
-    _deaf(monkeypatch)
+def test_plain_wait_loses_the_timeout_on_a_missed_wakeup(deaf_sockets):
     msg, took = asyncio.run(_wait_for_reply(AsyncZMQSocketChannel, 3.0))
     assert msg is not None and msg["msg_type"] == "execute_reply"
     assert took >= 2.9                       # the stall: the reply was there after 0.05 s
 
 
-def test_guarded_wait_costs_one_slice(monkeypatch):
-    _deaf(monkeypatch)
+def test_guarded_wait_costs_one_slice(deaf_sockets):
     before = kernel_guard.STATS["recovered"]
     msg, took = asyncio.run(_wait_for_reply(kernel_guard.guarded_channel_class(), 3.0))
     assert msg is not None and msg["msg_type"] == "execute_reply"
